@@ -1,0 +1,43 @@
+# MooVitamix ELT. `make help` lists the targets; every target bootstraps .venv on first use.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export DBT_PROFILES_DIR ?= $(CURDIR)
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(BIN)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+.PHONY: install
+install: $(BIN)/.installed ## Create .venv with the pinned dependencies
+
+.PHONY: api
+api: install ## Serve the MooVitamix dev API in the foreground (USERS=, TRACKS=, DAY=, PORT=)
+	$(BIN)/python -m dev_api --port $${PORT:-8000} --users $${USERS:-1000} --tracks $${TRACKS:-1000} --day $${DAY:-0}
+
+.PHONY: extract
+extract: install ## Load the API into the raw schema (starts the dev API when MOOVITAMIX_API_URL is unset)
+	$(BIN)/python -m extract
+
+.PHONY: test
+test: install ## Run the test suite (dev API, extractor, dbt models)
+	$(BIN)/pytest
+
+.PHONY: lint
+lint: install ## Lint and format-check the Python code
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+.PHONY: clean
+clean: ## Remove the data folder and dbt output (keeps .venv)
+	rm -rf data target logs

@@ -1,0 +1,150 @@
+"""The three MooVitamix endpoints as the raw layer stores them, and the record contract check.
+
+One `Endpoint` per API path: its natural key and the Arrow schema of its raw table (the API's
+fields, typed). `Endpoint.to_arrow` turns one page of records into an Arrow table with a content
+hash per row, and sets aside, with the reason, each record that breaks the contract.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+ROW_HASH = "_row_hash"
+"""Content hash of the API record; dlt's scd2 merge uses it as the row version."""
+
+_TIMESTAMP = pa.timestamp("us")  # the API sends ISO-8601 without time zone; staging makes it UTC
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One paginated API path and the raw table it lands in (same name)."""
+
+    name: str
+    key: str
+    schema: pa.Schema
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(self.schema.names)
+
+    def check(self, record: Any) -> str | None:
+        """Why `record` breaks the contract, or None when it is sound."""
+        if not isinstance(record, dict):
+            return f"record is {type(record).__name__}, not an object"
+        missing = [name for name in self.fields if name not in record]
+        if missing:
+            return f"missing field(s): {', '.join(missing)}"
+        for field in self.schema:
+            value = record[field.name]
+            problem = _type_problem(field, value, is_key=field.name == self.key)
+            if problem:
+                return f"field {field.name!r} {problem}: {_short(value)}"
+        return None
+
+    def to_arrow(self, records: list[dict[str, Any]]) -> pa.Table:
+        """Sound records as an Arrow table in the raw schema, plus the row hash column."""
+        columns: dict[str, list[Any]] = {name: [] for name in self.fields}
+        hashes = []
+        for record in records:
+            for field in self.schema:
+                value = record[field.name]
+                if field.type == _TIMESTAMP:
+                    value = datetime.fromisoformat(value)
+                columns[field.name].append(value)
+            hashes.append(row_hash(record, self.fields))
+        table = pa.Table.from_pydict(columns, schema=self.schema)
+        return table.append_column(pa.field(ROW_HASH, pa.string(), nullable=False), [hashes])
+
+
+def row_hash(record: dict[str, Any], fields: tuple[str, ...]) -> str:
+    """Stable hash of a record's API fields, so an unchanged record keeps its version."""
+    canonical = orjson.dumps({name: record[name] for name in fields}, option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(canonical, digest_size=16).hexdigest()
+
+
+def _type_problem(field: pa.Field, value: Any, is_key: bool) -> str | None:
+    if value is None:
+        return "is null" if is_key or not field.nullable else None
+    if pa.types.is_integer(field.type):
+        return None if _is_int(value) else "is not an integer"
+    if pa.types.is_string(field.type):
+        return None if isinstance(value, str) else "is not a string"
+    if field.type == _TIMESTAMP:
+        if not isinstance(value, str):
+            return "is not a date-time string"
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            return "is not an ISO-8601 date-time"
+        return None
+    if pa.types.is_list(field.type):
+        if not isinstance(value, list):
+            return "is not a list"
+        return None if all(item is None or _is_int(item) for item in value) else "has a non-integer"
+    raise TypeError(f"no contract check for Arrow type {field.type}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _schema(*fields: tuple[str, pa.DataType, bool]) -> pa.Schema:
+    return pa.schema([pa.field(name, dtype, nullable=nullable) for name, dtype, nullable in fields])
+
+
+USERS = Endpoint(
+    name="users",
+    key="id",
+    schema=_schema(
+        ("id", pa.int64(), False),
+        ("first_name", pa.string(), False),
+        ("last_name", pa.string(), False),
+        ("email", pa.string(), False),
+        ("gender", pa.string(), False),
+        ("favorite_genres", pa.string(), False),
+        ("created_at", _TIMESTAMP, False),
+        ("updated_at", _TIMESTAMP, False),
+    ),
+)
+
+TRACKS = Endpoint(
+    name="tracks",
+    key="id",
+    schema=_schema(
+        ("id", pa.int64(), False),
+        ("name", pa.string(), False),
+        ("artist", pa.string(), False),
+        ("songwriters", pa.string(), False),
+        ("duration", pa.string(), False),
+        ("genres", pa.string(), False),
+        ("album", pa.string(), False),
+        ("created_at", _TIMESTAMP, False),
+        ("updated_at", _TIMESTAMP, False),
+    ),
+)
+
+# The contract allows a null user_id, but a listen history without its user cannot be keyed:
+# `check` quarantines it. A null `items` list (or null ids inside it) is valid and kept.
+LISTEN_HISTORY = Endpoint(
+    name="listen_history",
+    key="user_id",
+    schema=_schema(
+        ("user_id", pa.int64(), True),
+        ("items", pa.list_(pa.int64()), True),
+        ("created_at", _TIMESTAMP, False),
+        ("updated_at", _TIMESTAMP, False),
+    ),
+)
+
+ENDPOINTS: tuple[Endpoint, ...] = (USERS, TRACKS, LISTEN_HISTORY)
