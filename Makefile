@@ -29,6 +29,22 @@ api: install ## Serve the MooVitamix dev API in the foreground (USERS=, TRACKS=,
 extract: install ## Load the API into the raw schema (starts the dev API when MOOVITAMIX_API_URL is unset)
 	$(BIN)/python -m extract
 
+.PHONY: elt
+elt: install ## The nightly job: extract, then dbt build (models + tests), then a summary
+	$(BIN)/python -m nightly
+
+.PHONY: dbt-build
+dbt-build: install ## dbt build alone, on the raw data already loaded
+	$(BIN)/dbt build
+
+.PHONY: docs
+docs: install ## Generate the dbt docs site into target/
+	$(BIN)/dbt docs generate
+
+.PHONY: docs-serve
+docs-serve: docs ## Serve the dbt docs on http://127.0.0.1:8080
+	$(BIN)/dbt docs serve --host 127.0.0.1 --port $${PORT:-8080}
+
 .PHONY: test
 test: install ## Run the test suite (dev API, extractor, dbt models)
 	$(BIN)/pytest

@@ -103,6 +103,7 @@ def run_extraction(
     pipeline.normalize()
     load_info = pipeline.load()
     load_id = load_info.loads_ids[-1]
+    prune_superseded_lists(pipeline)
     return ExtractionSummary(
         load_id=load_id,
         tables=tuple(_table_changes(pipeline, load_id, e, reports[e.name]) for e in ENDPOINTS),
@@ -128,6 +129,29 @@ def recover_pending_packages(pipeline: dlt.Pipeline) -> int:
         log.warning("discarding %d unverified package(s) of an interrupted run", len(extracted))
         pipeline.drop_pending_packages()
     return len(normalized)
+
+
+def prune_superseded_lists(pipeline: dlt.Pipeline) -> None:
+    """Drop the listen list of every listen_history version that a newer version replaced.
+
+    Lists only grow, so the newest version of a user holds every listen of the older ones, and
+    dbt's append-only listen events keep when each listen first appeared. Keeping every version's
+    full list would grow with listens x nights; this keeps one list per user (the current one, or
+    the last one of a deleted user) and each version's metadata row. Idempotent.
+    """
+    with pipeline.sql_client() as client:
+        client.execute_sql(
+            """
+            update listen_history as superseded set items = null
+            where superseded._dlt_valid_to is not null
+              and superseded.items is not null
+              and exists (
+                  select 1 from listen_history as newer
+                  where newer.user_id = superseded.user_id
+                    and newer._dlt_valid_from >= superseded._dlt_valid_to
+              )
+            """
+        )
 
 
 def _extract_verified(
@@ -170,16 +194,15 @@ def _table_changes(
     pipeline: dlt.Pipeline, load_id: str, endpoint: Endpoint, report: EndpointReport
 ) -> TableChanges:
     """Count versions the load inserted (new key or changed key) and keys it retired."""
-    # scd2 stamps inserted rows' _dlt_valid_from and retired rows' _dlt_valid_to with the load
-    # package's timestamp, which is the load id.
+    # scd2 stamps retired rows' _dlt_valid_to with the load package's timestamp, which is the
+    # load id in seconds; the stored timestamp keeps microseconds, hence the 1 us tolerance.
     query = f"""
         with inserted as (
             select {endpoint.key} as key from {endpoint.name} where _dlt_load_id = ?
         ),
         retired as (
             select {endpoint.key} as key from {endpoint.name}
-            where epoch_us(_dlt_valid_to)
-                = cast(round(cast(? as decimal(20, 6)) * 1000000) as bigint)
+            where abs(epoch_us(_dlt_valid_to) - cast(? as double) * 1000000) <= 1
         )
         select
             (select count(*) from inserted where key not in (select key from retired)),
