@@ -59,7 +59,9 @@ class Endpoint:
                 columns[field.name].append(value)
             hashes.append(row_hash(record, self.fields))
         table = pa.Table.from_pydict(columns, schema=self.schema)
-        return table.append_column(pa.field(ROW_HASH, pa.string(), nullable=False), [hashes])
+        return table.append_column(
+            pa.field(ROW_HASH, pa.string(), nullable=False), pa.array(hashes, type=pa.string())
+        )
 
 
 def row_hash(record: dict[str, Any], fields: tuple[str, ...]) -> str:

@@ -127,7 +127,7 @@ def recover_pending_packages(pipeline: dlt.Pipeline) -> int:
     extracted = pipeline.list_extracted_load_packages()
     if extracted:
         log.warning("discarding %d unverified package(s) of an interrupted run", len(extracted))
-        pipeline.drop_pending_packages()
+        pipeline.abort_packages()
     return len(normalized)
 
 
@@ -169,7 +169,7 @@ def _extract_verified(
                 report.check_complete()
             return reports
         except Exception as exc:
-            pipeline.drop_pending_packages()
+            pipeline.abort_packages()
             cause = _extraction_cause(exc)
             if isinstance(cause, SourceChangedError) and attempt == 1:
                 log.warning("%s; reading all endpoints once more", cause)

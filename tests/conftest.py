@@ -1,0 +1,29 @@
+"""Shared fixtures: fast dlt retries, a dev API on loopback, and a pipeline into a temp DuckDB."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import dlt
+import pytest
+
+from extract.pipeline import make_pipeline
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """dlt's retry policy, shrunk so that a test of four failed attempts takes a fraction of a second."""
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "4")
+    monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.01")
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_RETRY_DELAY", "0.1")
+    monkeypatch.setenv("RUNTIME__REQUEST_TIMEOUT", "1")
+
+
+@pytest.fixture
+def duckdb_path(tmp_path: Path) -> Path:
+    return tmp_path / "warehouse.duckdb"
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, duckdb_path: Path) -> Iterator[dlt.Pipeline]:
+    yield make_pipeline(duckdb_path, tmp_path / "dlt")

@@ -1,0 +1,173 @@
+"""Faults injected by the dev API: retried ones end in a complete load, the rest fail loudly and
+leave the raw tables exactly as they were; contract-breaking records are quarantined and counted."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import dlt
+import pytest
+
+from dev_api.faults import FOREVER, Fault, FaultPlan
+from dev_api.server import running_api
+from extract.pipeline import run_extraction
+from extract.source import ExtractionError, moovitamix_source
+from tests.support import query
+
+WORLD = {"users": 250, "tracks": 120, "listens": 6, "seed": 11}
+RAW_TABLES = ("users", "tracks", "listen_history", "_dlt_loads")
+
+
+def raw_snapshot(path: Path) -> dict[str, list[tuple]]:
+    return {table: query(path, f"select * from raw.{table} order by all") for table in RAW_TABLES}
+
+
+def current_counts(path: Path) -> tuple[int, int, int]:
+    return tuple(
+        query(path, f"select count(*) from raw.{table} where _dlt_valid_to is null")[0][0]
+        for table in ("users", "tracks", "listen_history")
+    )
+
+
+RECOVERABLE = [
+    Fault("users", 2, "status", times=2, arg=503),
+    Fault("tracks", 1, "status", times=1, arg=500),
+    Fault("listen_history", 3, "rate_limit", times=1, arg=1),
+    Fault("users", 3, "drop", times=1),
+    Fault("tracks", 2, "timeout", times=1, arg=3),
+    Fault("listen_history", 2, "slow", times=1, arg=0.3),
+]
+
+
+@pytest.mark.parametrize("fault", RECOVERABLE, ids=lambda f: f"{f.endpoint}-{f.kind}")
+def test_transient_faults_are_retried_into_a_complete_load(
+    fault: Fault, pipeline: dlt.Pipeline, duckdb_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # dlt caps Retry-After at the largest backoff delay, which the fast test settings shrink.
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_RETRY_DELAY", "5")
+    with running_api(**WORLD, faults=FaultPlan([fault])) as api:
+        started = time.monotonic()
+        summary = run_extraction(pipeline, api.url)
+        elapsed = time.monotonic() - started
+        attempts = api.request_count(fault.endpoint, fault.page)
+
+    expected_attempts = 1 if fault.kind == "slow" else fault.times + 1
+    assert attempts == expected_attempts
+    assert current_counts(duckdb_path) == (250, 120, 250)
+    assert [t.read for t in summary.tables] == [250, 120, 250]
+    report = {t.endpoint: t for t in summary.tables}[fault.endpoint]
+    assert report.quarantined == 0
+    if fault.kind == "rate_limit":
+        assert elapsed >= 1, "the Retry-After: 1 header must be waited out"
+
+
+FATAL = [
+    (Fault("tracks", 2, "status", times=FOREVER, arg=500), r"tracks page 2: request failed"),
+    (Fault("users", 2, "malformed"), r"users page 2: response is not valid JSON"),
+    (Fault("listen_history", 2, "empty_page"), r"listen_history page 2/3: empty page"),
+    (Fault("users", 1, "missing_items_key"), r"users page 1: response has no 'items' list"),
+    (Fault("users", 2, "total_change", times=FOREVER), r"users page 2/3: total/pages changed"),
+    (Fault("tracks", 2, "duplicate_id", times=FOREVER), r"tracks page 2/2: a id already read"),
+]
+
+
+@pytest.mark.parametrize(("fault", "message"), FATAL, ids=lambda f: getattr(f, "kind", ""))
+def test_unrecoverable_faults_fail_with_endpoint_and_page_and_change_nothing(
+    fault: Fault, message: str, pipeline: dlt.Pipeline, duckdb_path: Path
+) -> None:
+    with running_api(**WORLD) as api:
+        run_extraction(pipeline, api.url)
+        before = raw_snapshot(duckdb_path)
+        api.set_day(1)
+        api.faults = FaultPlan([fault])
+        with pytest.raises(ExtractionError, match=message):
+            run_extraction(pipeline, api.url)
+
+    assert raw_snapshot(duckdb_path) == before
+    assert not pipeline.has_pending_data
+
+
+@pytest.mark.parametrize("kind", ["total_change", "duplicate_id"])
+def test_an_answer_that_moved_once_is_read_again_and_loaded(
+    kind: str, pipeline: dlt.Pipeline, duckdb_path: Path
+) -> None:
+    with running_api(**WORLD, faults=FaultPlan([Fault("users", 2, kind)])) as api:
+        run_extraction(pipeline, api.url)
+        first_page_reads = api.request_count("users", 1)
+
+    assert first_page_reads == 2
+    assert current_counts(duckdb_path) == (250, 120, 250)
+
+
+def test_contract_breaking_records_are_quarantined_counted_and_the_rest_loaded(
+    pipeline: dlt.Pipeline, duckdb_path: Path
+) -> None:
+    faults = FaultPlan(
+        [
+            Fault("users", 2, "missing_field", arg="email"),
+            Fault("tracks", 1, "wrong_type", arg="id"),
+            Fault("listen_history", 1, "null_user_id"),
+            Fault("listen_history", 2, "null_items"),
+            Fault("listen_history", 3, "null_item"),
+        ]
+    )
+    with running_api(**WORLD, faults=faults) as api:
+        summary = run_extraction(pipeline, api.url)
+
+    assert {t.endpoint: t.quarantined for t in summary.tables} == {
+        "users": 1, "tracks": 1, "listen_history": 1,
+    }
+    assert current_counts(duckdb_path) == (249, 119, 249)
+    reasons = query(duckdb_path, "select endpoint, page, reason from raw.quarantined_records order by 1")
+    assert reasons == [
+        ("listen_history", 1, "field 'user_id' is null: None"),
+        ("tracks", 1, "field 'id' is not an integer: " + reasons[1][2].split(": ", 1)[1]),
+        ("users", 2, "missing field(s): email"),
+    ]
+    assert "quarantined_records" in summary.render()
+    # Null lists and null ids inside a list are valid by the contract: loaded as sent.
+    [(null_lists,)] = query(duckdb_path, "select count(*) from raw.listen_history where items is null")
+    [(lists_with_null,)] = query(
+        duckdb_path,
+        "select count(*) from raw.listen_history "
+        "where list_count(items::bigint[]) < len(items::bigint[])",
+    )
+    assert (null_lists, lists_with_null) == (1, 1)
+
+
+def test_a_run_after_a_crash_loads_the_verified_package_before_tonight(
+    pipeline: dlt.Pipeline, duckdb_path: Path
+) -> None:
+    with running_api(**WORLD) as api:
+        # Night 0 died after its package was verified and normalised, before the load.
+        pipeline.extract(moovitamix_source(api_url=api.url), loader_file_format="parquet")
+        pipeline.normalize()
+        day0_users = set(api.world.keys("users"))
+        api.set_day(1)
+        summary = run_extraction(pipeline, api.url)
+        day1_users = set(api.world.keys("users"))
+
+    assert summary.recovered_packages == 1
+    assert query(duckdb_path, "select count(*) from raw._dlt_loads") == [(2,)]
+    assert {r[0] for r in query(duckdb_path, "select id from raw.users where _dlt_valid_to is null")} == day1_users
+    [(loaded_on_night_0,)] = query(
+        duckdb_path,
+        "select count(*) from raw.users where _dlt_load_id = (select min(load_id) from raw._dlt_loads)",
+    )
+    assert loaded_on_night_0 == len(day0_users)
+
+
+def test_an_unverified_package_of_a_crashed_extract_is_discarded(
+    pipeline: dlt.Pipeline, duckdb_path: Path
+) -> None:
+    with running_api(**WORLD) as api:
+        # The process died during extraction: the package on disk may be a partial read.
+        pipeline.extract(moovitamix_source(api_url=api.url), loader_file_format="parquet")
+        api.set_day(1)
+        summary = run_extraction(pipeline, api.url)
+        day1_users = set(api.world.keys("users"))
+
+    assert summary.recovered_packages == 0
+    assert query(duckdb_path, "select count(*) from raw._dlt_loads") == [(1,)]
+    assert {r[0] for r in query(duckdb_path, "select id from raw.users")} == day1_users
