@@ -49,6 +49,14 @@ docs-serve: docs ## Serve the dbt docs on http://127.0.0.1:8080
 test: install ## Run the test suite (dev API, extractor, dbt models)
 	$(BIN)/pytest
 
+.PHONY: bench
+bench: install ## Benchmark the extractor against the fetch floor at 100,000 users (ARGS= for more)
+	$(BIN)/python -m benchmarks.extract_bench $(ARGS)
+
+.PHONY: bench-1m
+bench-1m: install ## The same at 1,000,000 users (memory must stay under 1 GB)
+	$(BIN)/python -m benchmarks.extract_bench --users 1000000 --tracks 100000 --nights 0
+
 .PHONY: lint
 lint: install ## Lint and format-check the Python code
 	$(BIN)/ruff check .

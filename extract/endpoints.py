@@ -47,26 +47,68 @@ class Endpoint:
                 return f"field {field.name!r} {problem}: {_short(value)}"
         return None
 
-    def to_arrow(self, records: list[dict[str, Any]]) -> pa.Table:
-        """Sound records as an Arrow table in the raw schema, plus the row hash column."""
+    def split(self, records: list[Any]) -> tuple[pa.Table, list[tuple[Any, str]]]:
+        """One page's records as (sound records in the raw schema, [(bad record, reason)]).
+
+        Pages are checked by Arrow in one pass; only a page with something unusual in it (a bad
+        record, a field outside the contract) is checked record by record.
+        """
+        table = self._vectorised(records)
+        if table is not None:
+            return table, []
+        sound, bad = [], []
+        for record in records:
+            reason = self.check(record)
+            if reason is None:
+                sound.append(record)
+            else:
+                bad.append((record, reason))
+        return self._row_by_row(sound), bad
+
+    def _vectorised(self, records: list[Any]) -> pa.Table | None:
+        """The records as a raw table when every one of them is sound, else None."""
+        try:
+            table = pa.Table.from_pylist(records)  # inferred types: a stray float or bool shows
+        except (pa.ArrowInvalid, pa.ArrowTypeError, AttributeError):
+            return None
+        if table.num_rows == 0 or sorted(table.column_names) != sorted(self.fields):
+            return None
+        columns = []
+        for field in self.schema:
+            column = table.column(field.name)
+            wire_type = pa.string() if field.type == _TIMESTAMP else field.type
+            if column.type != wire_type and not (field.nullable and pa.types.is_null(column.type)):
+                return None
+            if column.null_count and (not field.nullable or field.name == self.key):
+                return None
+            try:
+                columns.append(column.cast(field.type))
+            except pa.ArrowInvalid:  # a date-time Arrow cannot parse: let `check` judge it
+                return None
+        # Every record has exactly the contract's keys here, so it is hashed as it is.
+        hashes = [_digest(record) for record in records]
+        return pa.Table.from_arrays([*columns, pa.array(hashes, pa.string())], schema=RAW_SCHEMAS[self.name])
+
+    def _row_by_row(self, records: list[dict[str, Any]]) -> pa.Table:
+        """Records that passed `check`, converted value by value (the slow, lenient path)."""
         columns: dict[str, list[Any]] = {name: [] for name in self.fields}
-        hashes = []
         for record in records:
             for field in self.schema:
                 value = record[field.name]
                 if field.type == _TIMESTAMP:
                     value = datetime.fromisoformat(value)
                 columns[field.name].append(value)
-            hashes.append(row_hash(record, self.fields))
-        table = pa.Table.from_pydict(columns, schema=self.schema)
-        return table.append_column(
-            pa.field(ROW_HASH, pa.string(), nullable=False), pa.array(hashes, type=pa.string())
-        )
+        columns[ROW_HASH] = [row_hash(record, self.fields) for record in records]
+        return pa.Table.from_pydict(columns, schema=RAW_SCHEMAS[self.name])
 
 
 def row_hash(record: dict[str, Any], fields: tuple[str, ...]) -> str:
     """Stable hash of a record's API fields, so an unchanged record keeps its version."""
-    canonical = orjson.dumps({name: record[name] for name in fields}, option=orjson.OPT_SORT_KEYS)
+    return _digest({name: record[name] for name in fields})
+
+
+def _digest(record: dict[str, Any]) -> str:
+    canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(canonical, digest_size=16).hexdigest()
 
 
@@ -150,3 +192,9 @@ LISTEN_HISTORY = Endpoint(
 )
 
 ENDPOINTS: tuple[Endpoint, ...] = (USERS, TRACKS, LISTEN_HISTORY)
+
+# What each raw table receives: the API's fields plus the row hash.
+RAW_SCHEMAS = {
+    endpoint.name: endpoint.schema.append(pa.field(ROW_HASH, pa.string(), nullable=False))
+    for endpoint in ENDPOINTS
+}
