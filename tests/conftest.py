@@ -10,9 +10,10 @@ import pytest
 
 from extract.pipeline import make_pipeline
 
+
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """dlt's retry policy, shrunk so that a test of four failed attempts takes a fraction of a second."""
+    """dlt's retry policy, shrunk: a test of four failed attempts takes a fraction of a second."""
     monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "4")
     monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.01")
     monkeypatch.setenv("RUNTIME__REQUEST_MAX_RETRY_DELAY", "0.1")

@@ -116,10 +116,14 @@ def test_contract_breaking_records_are_quarantined_counted_and_the_rest_loaded(
         summary = run_extraction(pipeline, api.url)
 
     assert {t.endpoint: t.quarantined for t in summary.tables} == {
-        "users": 1, "tracks": 1, "listen_history": 1,
+        "users": 1,
+        "tracks": 1,
+        "listen_history": 1,
     }
     assert current_counts(duckdb_path) == (249, 119, 249)
-    reasons = query(duckdb_path, "select endpoint, page, reason from raw.quarantined_records order by 1")
+    reasons = query(
+        duckdb_path, "select endpoint, page, reason from raw.quarantined_records order by 1"
+    )
     assert reasons == [
         ("listen_history", 1, "field 'user_id' is null: None"),
         ("tracks", 1, "field 'id' is not an integer: " + reasons[1][2].split(": ", 1)[1]),
@@ -127,7 +131,9 @@ def test_contract_breaking_records_are_quarantined_counted_and_the_rest_loaded(
     ]
     assert "quarantined_records" in summary.render()
     # Null lists and null ids inside a list are valid by the contract: loaded as sent.
-    [(null_lists,)] = query(duckdb_path, "select count(*) from raw.listen_history where items is null")
+    [(null_lists,)] = query(
+        duckdb_path, "select count(*) from raw.listen_history where items is null"
+    )
     [(lists_with_null,)] = query(
         duckdb_path,
         "select count(*) from raw.listen_history "
@@ -150,10 +156,13 @@ def test_a_run_after_a_crash_loads_the_verified_package_before_tonight(
 
     assert summary.recovered_packages == 1
     assert query(duckdb_path, "select count(*) from raw._dlt_loads") == [(2,)]
-    assert {r[0] for r in query(duckdb_path, "select id from raw.users where _dlt_valid_to is null")} == day1_users
+    assert {
+        r[0] for r in query(duckdb_path, "select id from raw.users where _dlt_valid_to is null")
+    } == day1_users
     [(loaded_on_night_0,)] = query(
         duckdb_path,
-        "select count(*) from raw.users where _dlt_load_id = (select min(load_id) from raw._dlt_loads)",
+        "select count(*) from raw.users "
+        "where _dlt_load_id = (select min(load_id) from raw._dlt_loads)",
     )
     assert loaded_on_night_0 == len(day0_users)
 

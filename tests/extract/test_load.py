@@ -8,7 +8,6 @@ from pathlib import Path
 import dlt
 
 from dev_api.server import running_api
-from dev_api.world import World
 from extract.pipeline import run_extraction
 from tests.support import query
 
@@ -20,7 +19,9 @@ def current_ids(path: Path, table: str, key: str = "id") -> set[int]:
     return {row[0] for row in rows}
 
 
-def test_day_zero_loads_every_record_exactly_once(pipeline: dlt.Pipeline, duckdb_path: Path) -> None:
+def test_day_zero_loads_every_record_exactly_once(
+    pipeline: dlt.Pipeline, duckdb_path: Path
+) -> None:
     with running_api(**WORLD) as api:
         summary = run_extraction(pipeline, api.url)
         world = api.world
@@ -30,11 +31,15 @@ def test_day_zero_loads_every_record_exactly_once(pipeline: dlt.Pipeline, duckdb
             (world.total(table), world.total(table))
         ]
     assert [(t.endpoint, t.read, t.new) for t in summary.tables] == [
-        ("users", 1000, 1000), ("tracks", 150, 150), ("listen_history", 1000, 1000)
+        ("users", 1000, 1000),
+        ("tracks", 150, 150),
+        ("listen_history", 1000, 1000),
     ]
     first = world.page("listen_history", 1, 1)[0]
     [(items,)] = query(
-        duckdb_path, "select items::bigint[] from raw.listen_history where user_id = ?", first["user_id"]
+        duckdb_path,
+        "select items::bigint[] from raw.listen_history where user_id = ?",
+        first["user_id"],
     )
     assert items == first["items"]
     [(created_at, type_name)] = query(
@@ -43,7 +48,9 @@ def test_day_zero_loads_every_record_exactly_once(pipeline: dlt.Pipeline, duckdb
         world.page("users", 1, 1)[0]["id"],
     )
     assert type_name == "TIMESTAMP WITH TIME ZONE"
-    assert created_at.replace(tzinfo=None) == datetime.fromisoformat(world.page("users", 1, 1)[0]["created_at"])
+    assert created_at.replace(tzinfo=None) == datetime.fromisoformat(
+        world.page("users", 1, 1)[0]["created_at"]
+    )
 
 
 def test_next_day_versions_exactly_the_changes_and_a_rerun_writes_nothing(
@@ -60,12 +67,18 @@ def test_next_day_versions_exactly_the_changes_and_a_rerun_writes_nothing(
     changed = {i for i in day0_users.keys() & day1_users.keys() if day0_users[i] != day1_users[i]}
     signed_up = day1_users.keys() - day0_users.keys()
     deleted = day0_users.keys() - day1_users.keys()
-    assert changed and signed_up and deleted, "the dev API's day 1 should edit, add and delete users"
+    assert changed and signed_up and deleted, (
+        "the dev API's day 1 should edit, add and delete users"
+    )
     users = day1.tables[0]
     assert (users.new, users.changed, users.retired) == (len(signed_up), len(changed), len(deleted))
     assert current_ids(duckdb_path, "users") == day1_users.keys()
-    assert query(duckdb_path, "select count(*) from raw.users") == [(1000 + len(signed_up) + len(changed),)]
-    retired = query(duckdb_path, "select distinct id from raw.users where _dlt_valid_to is not null")
+    assert query(duckdb_path, "select count(*) from raw.users") == [
+        (1000 + len(signed_up) + len(changed),)
+    ]
+    retired = query(
+        duckdb_path, "select distinct id from raw.users where _dlt_valid_to is not null"
+    )
     assert {row[0] for row in retired} == changed | deleted
     # A record whose updated_at is older than the newest seen on day 0 still lands.
     newest_day0 = max(r["updated_at"] for r in day0_users.values())
