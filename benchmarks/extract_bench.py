@@ -101,26 +101,45 @@ class Measurement:
 
     def row(self, floor_seconds: float) -> str:
         return (
-            f"{self.name:<24} {self.seconds:>8.2f} s {self.rows / self.seconds:>12,.0f} rows/s "
+            f"{self.name:<28} {self.seconds:>8.2f} s {self.rows / self.seconds:>12,.0f} rows/s "
             f"{self.peak_mb:>8,.0f} MB {self.seconds / floor_seconds:>6.2f}x floor"
         )
 
 
-def measure(name: str, contender: str, api_url: str, workdir: Path) -> Measurement:
+def measure(name: str, contender: str, api_url: str, workdir: Path, repeat: int) -> Measurement:
+    """The median of `repeat` runs (each in a fresh workdir), as wall time, rows, peak RSS."""
+    runs = []
+    for attempt in range(repeat):
+        run_dir = workdir / f"{contender}-{attempt}"
+        run_dir.mkdir(exist_ok=True)
+        runs.append(measure_once(name, contender, api_url, run_dir))
+    return sorted(runs, key=lambda run: run.seconds)[len(runs) // 2]
+
+
+def measure_once(name: str, contender: str, api_url: str, workdir: Path) -> Measurement:
     """Run one contender in a child process: wall time, rows, and the child's peak RSS."""
     started = time.monotonic()
     child = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.extract_bench", "--child", contender, api_url,
-         str(workdir)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.extract_bench",
+            "--child",
+            contender,
+            api_url,
+            str(workdir),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     output = child.stdout.read() if child.stdout else ""
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.monotonic() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{name} failed")
-    return Measurement(name, json.loads(output.splitlines()[-1])["rows"], seconds,
-                       usage.ru_maxrss / 1024)
+    return Measurement(
+        name, json.loads(output.splitlines()[-1])["rows"], seconds, usage.ru_maxrss / 1024
+    )
 
 
 def storage_over_nights(args: argparse.Namespace, workdir: Path) -> None:
@@ -128,8 +147,10 @@ def storage_over_nights(args: argparse.Namespace, workdir: Path) -> None:
     pipeline = make_pipeline(workdir / "nights.duckdb", workdir / "nights-dlt")
     unpruned_elements = 0
     print(f"\nRaw storage over {args.nights} simulated nights ({args.users:,} users)")
-    print(f"{'night':>5} {'file MB':>9} {'list ids kept':>14} {'ids without pruning':>20} "
-          f"{'versions':>10}")
+    print(
+        f"{'night':>5} {'file MB':>9} {'list ids kept':>14} {'ids without pruning':>20} "
+        f"{'versions':>10}"
+    )
     for day in range(args.nights + 1):
         process, url = start_api_process(
             users=args.users, tracks=args.tracks, listens=args.listens, day=day
@@ -158,6 +179,7 @@ def main() -> None:
     parser.add_argument("--tracks", type=int, default=10_000)
     parser.add_argument("--listens", type=int, default=20)
     parser.add_argument("--nights", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per contender (median)")
     parser.add_argument("--child", nargs=3, metavar=("CONTENDER", "URL", "WORKDIR"))
     args = parser.parse_args()
     if args.child:
@@ -173,22 +195,27 @@ def main() -> None:
             users=args.users, tracks=args.tracks, listens=args.listens, day=0, cache_pages=True
         )
         try:
-            measure("warm-up (renders pages)", "floor", url, workdir)
-            floor = measure("fetch floor (4 threads)", "floor", url, workdir)
+            measure_once("warm-up (renders pages)", "floor", url, workdir)
+            floor = measure("fetch floor (4 threads)", "floor", url, workdir, args.repeat)
             results = [
                 floor,
-                measure("naive sequential loader", "naive", url, workdir),
-                measure("extractor, first night", "extractor", url, workdir),
-                measure("extractor, no-change night", "extractor", url, workdir),
+                measure("naive sequential loader", "naive", url, workdir, args.repeat),
+                measure("extractor, first night", "extractor", url, workdir, args.repeat),
+                # the same workdirs again: each extractor run now finds yesterday's raw tables
+                measure("extractor, no-change night", "extractor", url, workdir, args.repeat),
             ]
         finally:
             process.terminate()
             process.wait()
-        print(f"\nExtract at {args.users:,} users, {args.tracks:,} tracks, "
-              f"{args.listens} listens per user ({floor.rows:,} rows)")
+        print(
+            f"\nExtract at {args.users:,} users, {args.tracks:,} tracks, "
+            f"{args.listens} listens per user ({floor.rows:,} rows)"
+        )
         for result in results:
             print(result.row(floor.seconds))
-        with duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True) as connection:
+        with duckdb.connect(
+            str(workdir / "extractor-0/warehouse.duckdb"), read_only=True
+        ) as connection:
             [(written,)] = connection.execute(
                 "select count(*) from (select _dlt_load_id from raw.users union all "
                 "select _dlt_load_id from raw.tracks union all "

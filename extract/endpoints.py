@@ -87,7 +87,9 @@ class Endpoint:
                 return None
         # Every record has exactly the contract's keys here, so it is hashed as it is.
         hashes = [_digest(record) for record in records]
-        return pa.Table.from_arrays([*columns, pa.array(hashes, pa.string())], schema=RAW_SCHEMAS[self.name])
+        return pa.Table.from_arrays(
+            [*columns, pa.array(hashes, pa.string())], schema=RAW_SCHEMAS[self.name]
+        )
 
     def _row_by_row(self, records: list[dict[str, Any]]) -> pa.Table:
         """Records that passed `check`, converted value by value (the slow, lenient path)."""

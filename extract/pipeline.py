@@ -63,22 +63,32 @@ class ExtractionSummary:
             (t.endpoint, t.announced, t.read, t.new, t.changed, t.retired, t.quarantined)
             for t in self.tables
         ]
-        widths = [max(len(f"{row[i]:,}" if isinstance(row[i], int) else row[i]) for row in rows)
-                  for i in range(len(header))]
+        widths = [
+            max(len(f"{row[i]:,}" if isinstance(row[i], int) else row[i]) for row in rows)
+            for i in range(len(header))
+        ]
         lines = [f"Load {self.load_id} into {RAW_SCHEMA} in {self.seconds:.1f} s"]
         for row in rows:
             cells = [f"{v:,}" if isinstance(v, int) else v for v in row]
-            lines.append("  ".join(c.rjust(w) if i else c.ljust(w)
-                                   for i, (c, w) in enumerate(zip(cells, widths, strict=True))))
+            lines.append(
+                "  ".join(
+                    c.rjust(w) if i else c.ljust(w)
+                    for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+                )
+            )
         if self.recovered_packages:
-            lines.append(f"Completed {self.recovered_packages} load package(s) of an interrupted run first.")
+            lines.append(
+                f"Completed {self.recovered_packages} load package(s) of an interrupted run first."
+            )
         if self.quarantined:
             lines.append(
                 f"{self.quarantined} record(s) broke the contract and were kept aside in "
                 f"{RAW_SCHEMA}.{QUARANTINE_TABLE} (see its `reason` column)."
             )
         for endpoint, fields in self.unknown_fields.items():
-            lines.append(f"{endpoint}: fields not in the contract were ignored: {', '.join(sorted(fields))}")
+            lines.append(
+                f"{endpoint}: fields not in the contract were ignored: {', '.join(sorted(fields))}"
+            )
         return "\n".join(lines)
 
 
@@ -109,8 +119,9 @@ def run_extraction(
         tables=tuple(_table_changes(pipeline, load_id, e, reports[e.name]) for e in ENDPOINTS),
         seconds=time.monotonic() - started,
         recovered_packages=recovered,
-        unknown_fields={name: frozenset(r.unknown_fields) for name, r in reports.items()
-                        if r.unknown_fields},
+        unknown_fields={
+            name: frozenset(r.unknown_fields) for name, r in reports.items() if r.unknown_fields
+        },
     )
 
 

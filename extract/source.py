@@ -75,6 +75,10 @@ class EndpointReport:
         """Fail unless every announced record was read exactly once (loaded or quarantined)."""
         if self.total is None:
             raise ExtractionError(f"{self.endpoint}: no page was read")
+        if self.total == 0:  # scd2 would retire every record: never a real night
+            raise ExtractionError(
+                f"{self.endpoint}: the API announced 0 records; refusing to merge"
+            )
         if self.rows_read != self.total:
             raise ExtractionError(
                 f"{self.endpoint}: the API announced {self.total} records but {self.rows_read} "
@@ -160,7 +164,10 @@ def _read_endpoint(
         yield pa.concat_tables(batch)
     log.info(
         "%s: %d pages, %d rows read in %.1f s",
-        endpoint.name, report.pages_read, report.rows_read, time.monotonic() - started,
+        endpoint.name,
+        report.pages_read,
+        report.rows_read,
+        time.monotonic() - started,
     )
 
 
@@ -212,7 +219,10 @@ def _record_page(page: _Page, endpoint: Endpoint, report: EndpointReport, starte
     if page.number % max(1, report.pages // 10) == 0:
         log.info(
             "%s: page %d/%d, %d rows, %.1f s",
-            endpoint.name, page.number, report.pages, report.rows_read,
+            endpoint.name,
+            page.number,
+            report.pages,
+            report.rows_read,
             time.monotonic() - started,
         )
 
@@ -223,7 +233,9 @@ def _fetch_page(
     """GET one page (dlt retries transient failures), parse it and split sound from bad records."""
     where = f"{endpoint.name} page {number}"
     try:
-        response = client.get(f"{api_url}/{endpoint.name}", params={"page": number, "size": page_size})
+        response = client.get(
+            f"{api_url}/{endpoint.name}", params={"page": number, "size": page_size}
+        )
     except Exception as exc:  # requests' errors after dlt's retries ran out
         raise ExtractionError(f"{where}: request failed after retries: {exc}") from exc
     try:
@@ -240,8 +252,12 @@ def _fetch_page(
         pages = -(-total // page_size)
     table, bad = endpoint.split(body["items"])
     quarantined = [
-        {"endpoint": endpoint.name, "page": number, "reason": reason,
-         "record": orjson.dumps(record).decode()}
+        {
+            "endpoint": endpoint.name,
+            "page": number,
+            "reason": reason,
+            "record": orjson.dumps(record).decode(),
+        }
         for record, reason in bad
     ]
     unknown = {

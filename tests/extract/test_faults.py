@@ -180,3 +180,13 @@ def test_an_unverified_package_of_a_crashed_extract_is_discarded(
     assert summary.recovered_packages == 0
     assert query(duckdb_path, "select count(*) from raw._dlt_loads") == [(1,)]
     assert {r[0] for r in query(duckdb_path, "select id from raw.users")} == day1_users
+
+
+def test_an_endpoint_announcing_no_records_is_refused(pipeline: dlt.Pipeline) -> None:
+    with (
+        running_api(users=0, tracks=50, listens=2, seed=5) as api,
+        pytest.raises(ExtractionError, match="users: the API announced 0 records"),
+    ):
+        run_extraction(pipeline, api.url)
+
+    assert not pipeline.has_pending_data
