@@ -1,0 +1,424 @@
+"""The dbt models over two nights of the dev API: exact mart contents, features, listen events.
+
+Every expectation is computed here, in Python, from the API's pages as read over HTTP (see
+conftest.py); nothing is hard-coded from a previous run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from tests.dbt.support import ApiDay, Warehouse, load_time, run_dbt
+from tests.support import query
+
+pytestmark = pytest.mark.dbt
+
+GENRES = (
+    "Rock", "Pop", "Hip Hop", "Jazz", "Electronic", "Classical", "Country", "Blues", "R&B",
+    "Reggae", "Folk", "Metal", "Punk", "Funk", "Indie", "Alternative", "Techno",
+)  # fmt: skip
+# Every model raw can rebuild; fct_listen_events is the exception (full_refresh: false).
+REBUILDABLE = (
+    "staging.stg_moovitamix__users",
+    "staging.stg_moovitamix__tracks",
+    "staging.stg_moovitamix__listen_history",
+    "staging.stg_moovitamix__listen_history_latest",
+    "staging.stg_moovitamix__loads",
+    "staging.stg_moovitamix__quarantined_records",
+    "intermediate.int_listens_unnested",
+    "marts.dim_users",
+    "marts.dim_tracks",
+    "marts.fct_listens",
+    "marts.fct_user_tracks",
+    "features.user_features",
+    "features.track_features",
+    "features.user_genre_affinity",
+)
+
+
+# ---- the definitions, restated in Python --------------------------------------------------------
+
+
+def normalise_genres(text: str) -> list[str]:
+    """Split on commas, trim, title case (upper after any non-letter), drop empties and repeats."""
+    genres: list[str] = []
+    for part in text.split(","):
+        lowered = part.strip().lower()
+        if not lowered:
+            continue
+        title = "".join(
+            char.upper() if index == 0 or not lowered[index - 1].isalpha() else char
+            for index, char in enumerate(lowered)
+        )
+        if title not in genres:
+            genres.append(title)
+    return genres
+
+
+def listens(day: ApiDay) -> dict[int, list[tuple[int, int]]]:
+    """(position, track_id) of each current user's listens: non-null items of current users."""
+    return {
+        user_id: [
+            (pos, track) for pos, track in enumerate(record["items"] or [], 1) if track is not None
+        ]
+        for user_id, record in day.listen_history.items()
+        if user_id in day.users
+    }
+
+
+def genre_weights(day: ApiDay, user_listens: list[tuple[int, int]]) -> dict[str, float]:
+    """Genre-weighted listens: a listen of a track with n genres adds 1/n to each."""
+    weights: dict[str, float] = defaultdict(float)
+    for _, track_id in user_listens:
+        track = day.tracks.get(track_id)
+        genres = normalise_genres(track["genres"]) if track else []
+        for genre in genres:
+            weights[genre] += 1 / len(genres)
+    return dict(weights)
+
+
+def whole_days(start: datetime, end: datetime) -> int:
+    return math.floor((end - start).total_seconds() / 86400)
+
+
+def table_rows(path: Path, table: str) -> list[tuple[Any, ...]]:
+    return query(path, f"select * from {table}")
+
+
+# ---- dbt ran clean ------------------------------------------------------------------------------
+
+
+def test_both_builds_pass_every_model_and_error_level_test(warehouse: Warehouse) -> None:
+    for build in (warehouse.first_build, warehouse.second_build):
+        build.assert_ok()
+        statuses = Counter(result["status"] for result in build.results)
+        assert set(statuses) <= {"success", "pass", "warn"}, statuses
+    statuses = warehouse.second_build.statuses()
+    for unit_test in (
+        "test_stg_moovitamix__tracks_parses_durations",
+        "test_stg_moovitamix__tracks_normalises_genres",
+        "test_int_listens_unnested_keeps_repeats_and_drops_nulls",
+        "test_fct_listen_events_incremental",
+    ):
+        assert statuses[unit_test] == "pass"
+    assert statuses["assert_fct_listens_reconcile_with_raw"] == "pass"
+
+
+def test_an_error_level_test_failure_fails_dbt(warehouse: Warehouse) -> None:
+    """A contract-breaking value makes the error-level test fail, and dbt exit non-zero."""
+    broken = warehouse.copy("broken")
+    with duckdb.connect(str(broken)) as connection:
+        connection.execute(
+            "update raw.users set gender = 'Robot' where id = "
+            "(select min(id) from raw.users where _dlt_valid_to is null)"
+        )
+    run = run_dbt(
+        broken, warehouse.work_dir / "broken", "test", "--select", "stg_moovitamix__users"
+    )
+    failed = {name for name, status in run.statuses().items() if status == "fail"}
+    assert failed == {"stg_moovitamix__users_gender_in_contract_list"}, run.output
+    assert run.returncode != 0
+    with pytest.raises(AssertionError):
+        run.assert_ok()
+
+
+def test_source_freshness_tells_a_stale_pipeline(warehouse: Warehouse) -> None:
+    fresh = run_dbt(warehouse.duckdb_file, warehouse.work_dir / "fresh", "source", "freshness")
+    assert fresh.returncode == 0, fresh.output
+    assert {result["status"] for result in fresh.results} == {"pass"}
+    stale = warehouse.copy("stale")
+    with duckdb.connect(str(stale)) as connection:
+        connection.execute("update raw._dlt_loads set inserted_at = inserted_at - interval 3 day")
+    run = run_dbt(stale, warehouse.work_dir / "stale", "source", "freshness")
+    assert run.returncode != 0
+    assert {result["status"] for result in run.results} == {"error"}
+
+
+# ---- exact contents -----------------------------------------------------------------------------
+
+
+def test_mart_row_counts_match_the_api(warehouse: Warehouse) -> None:
+    day = warehouse.next_day
+    current_listens = listens(day)
+    pairs = {(user, track) for user, items in current_listens.items() for _, track in items}
+    user_genres = {
+        (user, genre)
+        for user, items in current_listens.items()
+        for genre in genre_weights(day, items)
+    }
+    expected = {
+        "marts.dim_users": len(day.users),
+        "marts.dim_tracks": len(day.tracks),
+        "marts.fct_listens": sum(len(items) for items in current_listens.values()),
+        "marts.fct_user_tracks": len(pairs),
+        "features.user_features": len(day.users),
+        "features.track_features": len(day.tracks),
+        "features.user_genre_affinity": len(user_genres),
+    }
+    actual = {
+        table: query(warehouse.duckdb_file, f"select count(*) from {table}")[0][0]
+        for table in expected
+    }
+    assert actual == expected
+
+
+def test_fct_listens_holds_exactly_the_current_lists(warehouse: Warehouse) -> None:
+    expected = {
+        (user, position, track)
+        for user, items in listens(warehouse.next_day).items()
+        for position, track in items
+    }
+    rows = query(
+        warehouse.duckdb_file, "select user_id, listen_position, track_id from marts.fct_listens"
+    )
+    assert len(rows) == len(expected)
+    assert set(rows) == expected
+
+
+def test_fct_user_tracks_counts_listens_per_pair(warehouse: Warehouse) -> None:
+    expected = Counter(
+        (user, track) for user, items in listens(warehouse.next_day).items() for _, track in items
+    )
+    rows = query(
+        warehouse.duckdb_file, "select user_id, track_id, listen_count from marts.fct_user_tracks"
+    )
+    assert {(user, track): count for user, track, count in rows} == dict(expected)
+
+
+def test_track_features_match_the_api(warehouse: Warehouse) -> None:
+    day = warehouse.next_day
+    listen_counts: Counter[int] = Counter()
+    listeners: dict[int, set[int]] = defaultdict(set)
+    for user, items in listens(day).items():
+        for _, track in items:
+            listen_counts[track] += 1
+            listeners[track].add(user)
+    rows = query(
+        warehouse.duckdb_file,
+        "select track_id, listen_count, distinct_listeners, popularity_rank, duration_seconds, "
+        "genres from features.track_features",
+    )
+    for track_id, listen_count, distinct_listeners, rank, seconds, genres in rows:
+        track = day.tracks[track_id]
+        assert listen_count == listen_counts[track_id]
+        assert distinct_listeners == len(listeners[track_id])
+        assert rank == 1 + sum(
+            1 for other in day.tracks if listen_counts[other] > listen_counts[track_id]
+        )
+        minutes, secs = track["duration"].split(":")
+        assert seconds == int(minutes) * 60 + int(secs)
+        assert genres == normalise_genres(track["genres"])
+
+
+def test_a_hand_checked_users_features(warehouse: Warehouse) -> None:
+    """The user with the most genres in their listens, every feature recomputed from the API."""
+    day, before = warehouse.next_day, warehouse.day
+    current_listens = listens(day)
+    user_id = max(
+        current_listens, key=lambda user: (len(genre_weights(day, current_listens[user])), -user)
+    )
+    user, items = day.users[user_id], current_listens[user_id]
+    weights = genre_weights(day, items)
+    total_weight = sum(weights.values())
+    shares = {genre: weight / total_weight for genre, weight in weights.items()}
+    [(as_of,)] = query(
+        warehouse.duckdb_file,
+        "select timezone('UTC', max(inserted_at)) from raw._dlt_loads where status = 0",
+    )
+    previous_length = (
+        len(before.listen_history[user_id]["items"]) if user_id in before.listen_history else 0
+    )
+    last_new = load_time(
+        warehouse.next_load_id if len(items) > previous_length else warehouse.load_id
+    )
+
+    [row] = query(
+        warehouse.duckdb_file,
+        "select favorite_genre, total_listens, distinct_tracks, distinct_artists, "
+        "favorite_genre_listen_share, top_genre, genre_entropy_bits, days_since_signup, "
+        "days_since_last_new_listen, as_of_at from features.user_features where user_id = ?",
+        user_id,
+    )
+    assert len(shares) >= 2, "the hand-checked user should span several genres"
+    assert row[0] == user["favorite_genres"]
+    assert row[1] == len(items)
+    assert row[2] == len({track for _, track in items})
+    assert row[3] == len({day.tracks[track]["artist"] for _, track in items if track in day.tracks})
+    assert row[4] == pytest.approx(shares.get(user["favorite_genres"], 0.0))
+    assert row[5] == min(shares, key=lambda genre: (-round(weights[genre], 9), genre))
+    assert row[6] == pytest.approx(-sum(p * math.log2(p) for p in shares.values()))
+    assert row[7] == whole_days(datetime.fromisoformat(user["created_at"]), as_of)
+    assert row[8] == whole_days(last_new, as_of)
+    assert row[9] == as_of
+
+    affinity = query(
+        warehouse.duckdb_file,
+        "select genre, weighted_listens, listen_share, is_favorite_genre "
+        "from features.user_genre_affinity where user_id = ?",
+        user_id,
+    )
+    assert {genre for genre, *_ in affinity} == set(shares)
+    for genre, weighted, share, is_favorite in affinity:
+        assert weighted == pytest.approx(weights[genre])
+        assert share == pytest.approx(shares[genre])
+        assert is_favorite == (genre == user["favorite_genres"])
+
+
+# ---- over time ----------------------------------------------------------------------------------
+
+
+def test_listen_events_record_exactly_the_new_listens_of_the_next_day(warehouse: Warehouse) -> None:
+    before, after = warehouse.day, warehouse.next_day
+    expected_new = set()
+    for user_id, record in after.listen_history.items():
+        seen = (
+            len(before.listen_history[user_id]["items"] or [])
+            if user_id in before.listen_history
+            else 0
+        )
+        for position, track in enumerate(record["items"] or [], 1):
+            if position > seen and track is not None:
+                expected_new.add((user_id, position, track))
+    assert expected_new, "the next day should bring new listens"
+
+    rows = query(
+        warehouse.duckdb_file,
+        "select user_id, listen_position, track_id, first_seen_at "
+        "from marts.fct_listen_events where first_seen_load_id = ?",
+        warehouse.next_load_id,
+    )
+    assert {row[:3] for row in rows} == expected_new
+    next_load_time = load_time(warehouse.next_load_id)
+    assert all(abs((row[3] - next_load_time).total_seconds()) < 0.001 for row in rows)
+
+    first_day = sum(
+        sum(1 for track in record["items"] or [] if track is not None)
+        for record in before.listen_history.values()
+    )
+    assert query(
+        warehouse.duckdb_file,
+        "select count(*) from marts.fct_listen_events where first_seen_load_id = ?",
+        warehouse.load_id,
+    ) == [(first_day,)]
+    assert query(warehouse.duckdb_file, "select count(*) from marts.fct_listen_events") == [
+        (first_day + len(expected_new),)
+    ]
+
+
+def test_since_yesterday_is_a_simple_query_on_fct_listens(warehouse: Warehouse) -> None:
+    expected = {
+        (user, position, track)
+        for user, position, track in (
+            (user, position, track)
+            for user, items in listens(warehouse.next_day).items()
+            for position, track in items
+        )
+        if position > len((warehouse.day.listen_history.get(user) or {"items": []})["items"] or [])
+    }
+    rows = query(
+        warehouse.duckdb_file,
+        "select user_id, listen_position, track_id from marts.fct_listens where first_seen_at > ?",
+        load_time(warehouse.load_id),
+    )
+    assert set(rows) == expected
+
+
+def test_null_track_ids_and_lists_are_dropped_and_counted(warehouse: Warehouse) -> None:
+    """The nulls the API sends on day D + 1 leave the listens, and a warning counts them."""
+    day = warehouse.next_day
+    null_elements = sum(
+        1
+        for record in day.listen_history.values()
+        for track in record["items"] or []
+        if track is None
+    )
+    null_lists = [user for user, record in day.listen_history.items() if record["items"] is None]
+    assert null_elements == 1
+    assert len(null_lists) == 1
+    [warning] = [
+        result
+        for result in warehouse.second_build.results
+        if "null_track_ids_dropped" in result["unique_id"]
+    ]
+    assert (warning["status"], warning["failures"]) == ("warn", null_elements)
+    # the user whose list turned null keeps no listens in the marts, only in the permanent record
+    assert query(
+        warehouse.duckdb_file,
+        "select count(*) from marts.fct_listens where user_id = ?",
+        null_lists[0],
+    ) == [(0,)]
+    assert query(
+        warehouse.duckdb_file,
+        "select total_listens from features.user_features where user_id = ?",
+        null_lists[0],
+    ) == [(0,)]
+    assert query(
+        warehouse.duckdb_file,
+        "select count(*) > 0 from marts.fct_listen_events where user_id = ?",
+        null_lists[0],
+    ) == [(True,)]
+
+
+def test_deleted_users_leave_the_marts_but_not_the_listen_record(warehouse: Warehouse) -> None:
+    deleted = set(warehouse.day.users) - set(warehouse.next_day.users)
+    assert deleted, "the next day should delete a user upstream"
+    placeholders = ", ".join("?" for _ in deleted)
+    for table in (
+        "marts.dim_users",
+        "marts.fct_listens",
+        "marts.fct_user_tracks",
+        "features.user_features",
+        "features.user_genre_affinity",
+    ):
+        assert query(
+            warehouse.duckdb_file,
+            f"select count(*) from {table} where user_id in ({placeholders})",
+            *deleted,
+        ) == [(0,)], table
+    assert query(
+        warehouse.duckdb_file,
+        "select count(distinct user_id) from marts.fct_listen_events "
+        f"where user_id in ({placeholders})",
+        *deleted,
+    ) == [(len(deleted),)]
+    assert query(
+        warehouse.duckdb_file,
+        "select count(*) from staging.stg_moovitamix__listen_history_latest "
+        f"where is_deleted_upstream and user_id in ({placeholders})",
+        *deleted,
+    ) == [(len(deleted),)]
+
+
+def test_incremental_build_equals_a_full_refresh(warehouse: Warehouse) -> None:
+    assert query(
+        warehouse.duckdb_file,
+        "select count(distinct first_seen_load_id) from marts.fct_listen_events",
+    ) == [(2,)]
+    rebuilt = warehouse.copy("full_refresh")
+    run = run_dbt(rebuilt, warehouse.work_dir / "full_refresh", "build", "--full-refresh")
+    run.assert_ok()
+    with duckdb.connect(":memory:") as connection:
+        connection.execute(f"attach '{warehouse.duckdb_file}' as incremental (read_only)")
+        connection.execute(f"attach '{rebuilt}' as rebuilt (read_only)")
+        # the permanent record is left alone by --full-refresh (full_refresh: false)
+        for table in (*REBUILDABLE, "marts.fct_listen_events"):
+            differences = connection.execute(
+                f"select count(*) from ("
+                f"(select * from incremental.{table} except all select * from rebuilt.{table}) "
+                f"union all "
+                f"(select * from rebuilt.{table} except all select * from incremental.{table}))"
+            ).fetchall()[0][0]
+            assert differences == 0, table
+            assert (
+                connection.execute(f"select count(*) from rebuilt.{table}").fetchall()[0][0]
+                == (
+                    connection.execute(f"select count(*) from incremental.{table}").fetchall()[0][0]
+                )
+            )
