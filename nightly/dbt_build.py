@@ -55,8 +55,10 @@ def build(duckdb_path: str, args: tuple[str, ...] = ()) -> BuildSummary:
 
 
 def mart_rows(duckdb_path: str) -> dict[str, int]:
-    """Row count of every table in the analyst-facing schemas (read-only, after the build)."""
-    with duckdb.connect(duckdb_path, read_only=True) as connection:
+    """Row count of every table in the analyst-facing schemas, after the build."""
+    # dbt-duckdb keeps its connection open in this process; DuckDB only shares the open
+    # database with a connection of the same (read-write) configuration.
+    with duckdb.connect(duckdb_path) as connection:
         tables = connection.execute(
             "select schema_name, table_name from duckdb_tables() "
             "where schema_name in (select unnest(?)) order by schema_name, table_name",
