@@ -1,42 +1,28 @@
-{# The current listen list of each live user: one row per user present in /listen_history now. #}
+{#
+    The current listen list of each live user: one row per user present in /listen_history now.
+    The latest lists minus the users deleted upstream, so both models parse lists one way.
+#}
 
 with
 
-source as (
-    select * from {{ source('moovitamix', 'listen_history') }}
+stg_moovitamix__listen_history_latest as (
+    select * from {{ ref('stg_moovitamix__listen_history_latest') }}
 ),
 
-current_versions as (
-    select *
-    from source
-    where _dlt_valid_to is null
-),
-
-parsed as (
-    select
-        user_id,
-        {{ json_to_bigint_list('items') }} as track_ids,
-        {{ to_utc_timestamp('created_at') }} as created_at,
-        {{ to_utc_timestamp('updated_at') }} as updated_at,
-        _row_hash as record_version,
-        _dlt_load_id as load_id,
-        {{ to_utc_timestamp('_dlt_valid_from') }} as loaded_at
-    from current_versions
-),
-
-counted as (
+live_users_lists as (
     select
         user_id,
         track_ids,
-        coalesce({{ list_length('track_ids') }}, 0) as list_length,
-        coalesce({{ list_length('track_ids') }} - {{ list_null_count('track_ids') }}, 0) as listen_count,
-        coalesce({{ list_null_count('track_ids') }}, 0) as null_track_id_count,
+        list_length,
+        listen_count,
+        null_track_id_count,
         created_at,
         updated_at,
         record_version,
         load_id,
         loaded_at
-    from parsed
+    from stg_moovitamix__listen_history_latest
+    where not is_deleted_upstream
 )
 
-select * from counted
+select * from live_users_lists
