@@ -46,7 +46,7 @@ docs-serve: docs ## Serve the dbt docs on http://127.0.0.1:8080
 	$(BIN)/dbt docs serve --host 127.0.0.1 --port $${PORT:-8080}
 
 .PHONY: test
-test: install ## Run the test suite (dev API, extractor, dbt models)
+test: install lint ## Lint, then run the test suite (dev API, extractor, dbt models and docs)
 	$(BIN)/pytest
 
 .PHONY: bench
@@ -58,9 +58,10 @@ bench-1m: install ## The same at 1,000,000 users (memory must stay under 1 GB)
 	$(BIN)/python -m benchmarks.extract_bench --users 1000000 --tracks 100000 --nights 0
 
 .PHONY: lint
-lint: install ## Lint and format-check the Python code
+lint: install ## Lint Python (ruff) and the dbt models' SQL (sqlfluff, DuckDB dialect)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	MOOVITAMIX_DUCKDB_PATH=:memory: $(BIN)/sqlfluff lint --nocolor dbt_project/models
 
 .PHONY: clean
 clean: ## Remove the data folder and dbt output (keeps .venv)

@@ -63,9 +63,9 @@ new_listens as (
 
 {% else %}
 
-new_listens as (
-    {{ unnest_listen_lists('stg_moovitamix__listen_history_latest') }}
-),
+    new_listens as (
+        {{ unnest_listen_lists('stg_moovitamix__listen_history_latest') }}
+    ),
 
 {% endif %}
 

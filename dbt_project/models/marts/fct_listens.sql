@@ -74,8 +74,9 @@ final as (
         current_user_listens.list_loaded_at
     from current_user_listens
     left join fct_listen_events
-        on current_user_listens.user_id = fct_listen_events.user_id
-        and current_user_listens.listen_position = fct_listen_events.listen_position
+        on
+            current_user_listens.user_id = fct_listen_events.user_id
+            and current_user_listens.listen_position = fct_listen_events.listen_position
 )
 
 select * from final

@@ -52,7 +52,7 @@ ranked_genres as (
         genre,
         row_number() over (
             partition by user_id
-            order by weighted_listens desc, genre
+            order by weighted_listens desc, genre asc
         ) as genre_rank
     from user_genre_affinity
 ),

@@ -14,16 +14,16 @@ source as (
     select * from {{ quarantine_source }}
 ),
 {%- else -%}
-source as (
-    {#- the columns dlt creates, no rows -#}
-    select
-        cast(null as {{ dbt.type_string() }}) as endpoint,
-        cast(null as {{ dbt.type_bigint() }}) as page,
-        cast(null as {{ dbt.type_string() }}) as reason,
-        cast(null as {{ dbt.type_string() }}) as record,
-        cast(null as {{ dbt.type_string() }}) as _dlt_load_id
-    where false
-),
+    source as (
+        {#- the columns dlt creates, no rows -#}
+        select
+            cast(null as {{ dbt.type_string() }}) as endpoint,
+            cast(null as {{ dbt.type_bigint() }}) as page,
+            cast(null as {{ dbt.type_string() }}) as reason,
+            cast(null as {{ dbt.type_string() }}) as record,
+            cast(null as {{ dbt.type_string() }}) as _dlt_load_id
+        where false
+    ),
 {%- endif %}
 
 renamed as (
