@@ -8,6 +8,15 @@ Calendar: day D is the morning of 2026-01-01 + D days; it serves the state at
 that midnight. The initial data (day 0) was created over the two years before
 2026-01-01. Changes that appear on day D >= 1 carry timestamps from the 24 h
 before that midnight, except late arrivals, back-dated by up to two more days.
+
+Taste: every user has a favourite genre (their `favorite_genres`) and, hidden from the API, one of
+that genre's 8 to 20 taste communities (seeded; community c draws fans in proportion to 1/(c+1)).
+A community ranks the genre's tracks in its own order (a seeded permutation of the genre's initial
+tracks; newer tracks follow in release order) and favours them by a steep Zipf over that order.
+A listen comes from the user's community (COMMUNITY_SHARE), the genre's popularity (GENRE_SHARE)
+or all tracks' popularity (the rest), among the tracks existing that day. Only co-listening reveals
+the community, so a learned recommender can beat "the favourite genre's most popular tracks".
+World.listen_probabilities gives the exact mixture, World.taste_of the community: evaluation only.
 """
 
 import random
@@ -15,7 +24,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from functools import lru_cache
-from itertools import islice
+from itertools import accumulate, islice
 from math import gcd, log
 from typing import Any, Literal, get_args
 
@@ -40,8 +49,12 @@ LISTEN_DAY_RATE = 0.3  # chance that a user's history grows on a given day
 MAX_LISTENS_PER_DAY = 5
 LATE_SHARE = 0.1  # share of changes whose timestamp is back-dated
 QUIRK_SHARE = 0.03  # share of users and tracks with updated_at < created_at
-FAVOURITE_SHARE = 0.8  # share of listens within the user's favourite genre
+COMMUNITY_SHARE = 0.55  # share of listens drawn from the user's taste community
+GENRE_SHARE = 0.25  # share drawn from the favourite genre's popularity; the rest from all tracks
+FAVOURITE_SHARE = COMMUNITY_SHARE + GENRE_SHARE  # listens drawn within the favourite genre
+COMMUNITIES_PER_GENRE = (8, 20)  # each genre has a seeded number of taste communities in this range
 ZIPF_EXPONENT = 1.1  # popularity skew, within a genre and overall
+COMMUNITY_ZIPF_EXPONENT = 1.3  # a community's skew over its own order of the genre's tracks
 TWO_GENRE_SHARE = 0.05
 FREE_WORD_GENRE_SHARE = 0.02
 CATALOGUE_PERIOD = 1000  # the genre layout of popularity positions repeats with this period
@@ -95,6 +108,7 @@ class _Stream:
     """Tags that separate the independent random streams derived from one seed."""
 
     USER, USER_EDITS, LISTENS, TASTE, TRACK, USER_GROWTH, TRACK_GROWTH, LAYOUT, IDS = range(1, 10)
+    COMMUNITIES = 10
 
 
 _MASK64 = (1 << 64) - 1
@@ -185,21 +199,18 @@ def _email(rng: random.Random, first: str, last: str) -> str:
     return f"{local.lower()}@{rng.choice(EMAIL_DOMAINS)}"
 
 
-def _zipf_span(count: int) -> float:
+def _zipf_span(count: int, exponent: float = ZIPF_EXPONENT) -> float:
     """Normaliser of the continuous Zipf law on [1, count + 1) used to rank `count` items."""
-    return (count + 1) ** (1.0 - ZIPF_EXPONENT) - 1.0
+    return (count + 1) ** (1.0 - exponent) - 1.0
 
 
-def _zipf_rank(unit: float, count: int, span: float) -> int:
-    """Popularity rank in 0..count-1 for a uniform draw: the continuous inverse CDF, floored."""
-    rank = int((1.0 + unit * span) ** (1.0 / (1.0 - ZIPF_EXPONENT))) - 1
-    return rank if rank < count else count - 1
+def _zipf_probability(rank: int, span: float, exponent: float = ZIPF_EXPONENT) -> float:
+    """Exact probability of `rank` when ranks are drawn as _draw_listens does.
 
-
-def _zipf_probability(rank: int, span: float) -> float:
-    """Exact probability that _zipf_rank returns `rank`."""
-    exponent = 1.0 - ZIPF_EXPONENT
-    return ((rank + 2) ** exponent - (rank + 1) ** exponent) / span
+    A rank in 0..count-1 is drawn from a uniform `unit` by the continuous inverse CDF, floored:
+    int((1 + unit * span) ** (1 / (1 - exponent))) - 1, capped at count - 1.
+    """
+    return ((rank + 2) ** (1.0 - exponent) - (rank + 1) ** (1.0 - exponent)) / span
 
 
 class _Growth:
@@ -317,9 +328,15 @@ class _Catalogue:
     catalogue's positions are a shuffle of its indexes; tracks added later take the next positions.
     The genre of a position follows a fixed shuffled layout repeating every CATALOGUE_PERIOD
     positions (genre shares as GENRE_WEIGHTS), which makes "the k-th most popular Rock track" O(1).
+
+    A genre's taste communities each order its tracks by an affine permutation (factor, offset) of
+    the genre ranks of its initial tracks; ranks of later tracks map to themselves. So a community's
+    favourites are scattered over the genre's popularity, and stay put as the catalogue grows.
     """
 
-    def __init__(self, initial_tracks: int, rng: random.Random) -> None:
+    def __init__(
+        self, initial_tracks: int, rng: random.Random, community_rng: random.Random
+    ) -> None:
         period_share = CATALOGUE_PERIOD / sum(GENRE_WEIGHTS.values())
         self.layout = [
             g
@@ -336,6 +353,23 @@ class _Catalogue:
             self.factor += 1
         self.offset = rng.randrange(initial_tracks)
         self.inverse = pow(self.factor, -1, initial_tracks)
+        self.initial_in_genre = [self.genre_size(g, initial_tracks) for g in range(len(GENRES))]
+        # communities[genre][c] = (factor, offset, inverse factor) modulo initial_in_genre[genre]
+        self.communities: list[list[tuple[int, int, int]]] = []
+        self.community_sizes: list[list[float]] = []  # cumulative, community c ~ 1 / (c + 1)
+        for count in self.initial_in_genre:
+            modulus = max(count, 1)
+            permutations = []
+            for _ in range(community_rng.randint(*COMMUNITIES_PER_GENRE)):
+                factor = community_rng.randrange(modulus)
+                while gcd(factor, modulus) != 1:  # stops at modulus - 1 at the latest
+                    factor += 1
+                offset = community_rng.randrange(modulus)
+                permutations.append((factor, offset, pow(factor, -1, modulus)))
+            self.communities.append(permutations)
+            self.community_sizes.append(
+                list(accumulate(1 / (c + 1) for c in range(len(permutations))))
+            )
 
     def index_at(self, position: int) -> int:
         if position >= self.initial:
@@ -366,6 +400,14 @@ class _Catalogue:
         cycle, rest = divmod(position, CATALOGUE_PERIOD)
         return cycle * len(slots) + bisect_left(slots, rest)
 
+    def community_rank(self, genre: int, community: int, rank: int) -> int:
+        """Where the track of popularity `rank` in `genre` stands in the community's own order."""
+        count = self.initial_in_genre[genre]
+        if rank >= count:
+            return rank
+        _, offset, inverse = self.communities[genre][community]
+        return (rank - offset) * inverse % count
+
 
 class World:
     """The fake service's data set on any simulated day, derived on demand from (seed, sizes, day).
@@ -386,8 +428,11 @@ class World:
         self._user_ids = _IdSpace(self._user_growth.created(MAX_DAY), id_rng)
         self._track_ids = _IdSpace(self._track_growth.created(MAX_DAY), id_rng)
         self._deletions = _Deletions(id_rng)
-        self._catalogue = _Catalogue(tracks, _rng(seed, _Stream.LAYOUT, 0))
+        self._catalogue = _Catalogue(
+            tracks, _rng(seed, _Stream.LAYOUT, 0), _rng(seed, _Stream.COMMUNITIES, 0)
+        )
         self._live_before_cohort = lru_cache(maxsize=8)(self._count_live_before_cohort)
+        self._spans = lru_cache(maxsize=MAX_DAY + 1)(self._count_spans)
         self._builders: dict[Endpoint, Callable[[int, int], Record]] = {
             "users": self._user,
             "tracks": self._track,
@@ -464,27 +509,40 @@ class World:
     def listen_probabilities(self, user_id: int, day: int | None = None) -> dict[int, float]:
         """For evaluation only: the true distribution of the user's next listen, by track id.
 
-        A listen is within the user's favourite genre with probability FAVOURITE_SHARE (Zipf over
-        that genre's tracks by popularity), otherwise Zipf over all tracks existing on `day`.
+        The mixture _draw_listens samples from, over the tracks existing on `day`: Zipf over the
+        user's community order (COMMUNITY_SHARE), Zipf over the favourite genre's popularity
+        (GENRE_SHARE), Zipf over all tracks' popularity (the rest; all of it if the genre is empty).
         """
         day = self._resolve_day(day)
         index = self._user_ids.index_of(user_id)
         if index >= self._user_growth.created(day) or not self._is_live(index, day):
             raise KeyError(f"user {user_id} is not live on day {day}")
-        genre = self._taste(index)
-        available = self._track_growth.created(day)
-        in_genre = self._catalogue.genre_size(genre, available)
-        favourite_share = FAVOURITE_SHARE if in_genre else 0.0
-        all_span, genre_span = _zipf_span(available), _zipf_span(in_genre)
+        genre, community = self._taste(index)
+        available, all_span, genre_spans = self._spans(day)
+        in_genre, genre_span, own_span = genre_spans[genre]
+        all_share = 1.0 - FAVOURITE_SHARE if in_genre else 1.0
+        catalogue = self._catalogue
         probabilities = {}
         for position in range(available):
-            probability = (1.0 - favourite_share) * _zipf_probability(position, all_span)
-            if favourite_share and self._catalogue.genre_at(position) == genre:
-                probability += favourite_share * _zipf_probability(
-                    self._catalogue.rank_in_genre(position), genre_span
+            probability = all_share * _zipf_probability(position, all_span)
+            if in_genre and catalogue.genre_at(position) == genre:
+                rank = catalogue.rank_in_genre(position)
+                own_rank = catalogue.community_rank(genre, community, rank)
+                probability += GENRE_SHARE * _zipf_probability(rank, genre_span)
+                probability += COMMUNITY_SHARE * _zipf_probability(
+                    own_rank, own_span, COMMUNITY_ZIPF_EXPONENT
                 )
-            probabilities[self._track_ids.id_of(self._catalogue.index_at(position))] = probability
+            probabilities[self._track_ids.id_of(catalogue.index_at(position))] = probability
         return probabilities
+
+    def taste_of(self, user_id: int) -> tuple[str, int]:
+        """For evaluation only: the user's favourite genre and hidden taste community in it.
+
+        Communities are numbered from 0, the largest. Users of the same taste share their
+        listen_probabilities on any day. The taste never changes; the id is not checked.
+        """
+        genre, community = self._taste(self._user_ids.index_of(user_id))
+        return GENRES[genre], community
 
     # --- internals -------------------------------------------------------------------------------
 
@@ -537,10 +595,23 @@ class World:
                 yield index
             index += 1
 
-    def _taste(self, user_index: int) -> int:
-        """Index in GENRES of the user's favourite genre, which drives their listening."""
-        unit = _hash(self.seed, _Stream.TASTE, user_index) / 2**64
-        return GENRES.index(_weighted(unit, _GENRE_CHOICES))
+    def _taste(self, user_index: int) -> tuple[int, int]:
+        """The user's favourite genre (index in GENRES) and community in it: their listening."""
+        hashed = _hash(self.seed, _Stream.TASTE, user_index)
+        genre = GENRES.index(_weighted(hashed / 2**64, _GENRE_CHOICES))  # from the high bits
+        sizes = self._catalogue.community_sizes[genre]
+        return genre, bisect_right(sizes, (hashed & 0xFFFFFFFF) / 2**32 * sizes[-1])
+
+    def _count_spans(self, day: int) -> tuple[int, float, list[tuple[int, float, float]]]:
+        """Tracks existing on `day`, their Zipf span, and by genre: tracks, genre and community
+        Zipf spans."""
+        available = self._track_growth.created(day)
+        genre_sizes = [self._catalogue.genre_size(g, available) for g in range(len(GENRES))]
+        return (
+            available,
+            _zipf_span(available),
+            [(n, _zipf_span(n), _zipf_span(n, COMMUNITY_ZIPF_EXPONENT)) for n in genre_sizes],
+        )
 
     def _user(self, index: int, day: int) -> Record:
         cohort = self._user_growth.cohort_of(index)
@@ -568,7 +639,7 @@ class World:
             "last_name": last,
             "email": email,
             "gender": gender,
-            "favorite_genres": GENRES[self._taste(index)],
+            "favorite_genres": GENRES[self._taste(index)[0]],
             "created_at": _iso(created),
             "updated_at": _iso(updated),
         }
@@ -614,13 +685,13 @@ class World:
         cohort_end = cohort * DAY
         first_listen = signed_up + rng.randrange(min(7 * DAY, cohort_end - signed_up))
         last_listen = rng.randrange(first_listen, cohort_end)
-        genre = self._taste(index)
+        taste = self._taste(index)
         first_count = self.listens if cohort == 0 else rng.randint(1, MAX_LISTENS_PER_DAY)
-        items = self._draw_listens(rng, genre, first_count, cohort)
+        items = self._draw_listens(rng, taste, first_count, cohort)
         listen_day = cohort + _gap(rng, _LOG_STAY_LISTEN)
         while listen_day <= day:
             last_listen = _event_time(rng, listen_day, last_listen)
-            items += self._draw_listens(rng, genre, rng.randint(1, MAX_LISTENS_PER_DAY), listen_day)
+            items += self._draw_listens(rng, taste, rng.randint(1, MAX_LISTENS_PER_DAY), listen_day)
             listen_day += _gap(rng, _LOG_STAY_LISTEN)
         return {
             "user_id": self._user_ids.id_of(index),
@@ -629,19 +700,52 @@ class World:
             "updated_at": _iso(last_listen),
         }
 
-    def _draw_listens(self, rng: random.Random, genre: int, count: int, day: int) -> list[int]:
-        """Track ids of `count` listens on `day`: mostly popular tracks of the favourite genre."""
-        catalogue, track_ids = self._catalogue, self._track_ids
-        available = self._track_growth.created(day)
-        in_genre = catalogue.genre_size(genre, available)
-        all_span, genre_span = _zipf_span(available), _zipf_span(in_genre)
+    def _draw_listens(
+        self, rng: random.Random, taste: tuple[int, int], count: int, day: int
+    ) -> list[int]:
+        """Track ids of `count` listens on `day`, sampled from the mixture of listen_probabilities.
+
+        One uniform draw per listen picks the mixture component and, rescaled, the Zipf rank. This
+        is the hot loop of listen_history pages, so the Zipf inverse CDF (see _zipf_probability),
+        _Catalogue.position_in_genre / index_at and _IdSpace.id_of are inlined.
+        """
+        genre, community = taste
+        available, all_span, genre_spans = self._spans(day)
+        in_genre, genre_span, own_span = genre_spans[genre]
+        catalogue, ids = self._catalogue, self._track_ids
+        slots = catalogue.slots[genre]
+        per_period = len(slots)
+        initial, factor, offset = catalogue.initial, catalogue.factor, catalogue.offset
+        own_count = catalogue.initial_in_genre[genre]
+        own_factor, own_offset, _ = catalogue.communities[genre][community]
+        id_factor, id_offset, id_modulus = ids.factor, ids.offset, ids.modulus
+        community_cut = COMMUNITY_SHARE if in_genre else 0.0
+        genre_cut = FAVOURITE_SHARE if in_genre else 0.0
+        inverse, own_inverse = 1.0 / (1.0 - ZIPF_EXPONENT), 1.0 / (1.0 - COMMUNITY_ZIPF_EXPONENT)
+        random_unit = rng.random
         listens = []
         for _ in range(count):
-            if in_genre and rng.random() < FAVOURITE_SHARE:
-                position = catalogue.position_in_genre(
-                    genre, _zipf_rank(rng.random(), in_genre, genre_span)
-                )
+            unit = random_unit()
+            if unit < genre_cut:
+                if unit < community_cut:
+                    rank = int((1.0 + unit / COMMUNITY_SHARE * own_span) ** own_inverse) - 1
+                    if rank >= in_genre:
+                        rank = in_genre - 1
+                    if rank < own_count:  # from the community's order to the genre's popularity
+                        rank = (rank * own_factor + own_offset) % own_count
+                else:
+                    unit = (unit - COMMUNITY_SHARE) / GENRE_SHARE
+                    rank = int((1.0 + unit * genre_span) ** inverse) - 1
+                    if rank >= in_genre:
+                        rank = in_genre - 1
+                cycle, slot = divmod(rank, per_period)
+                position = cycle * CATALOGUE_PERIOD + slots[slot]
             else:
-                position = _zipf_rank(rng.random(), available, all_span)
-            listens.append(track_ids.id_of(catalogue.index_at(position)))
+                unit = (unit - genre_cut) / (1.0 - genre_cut)
+                position = int((1.0 + unit * all_span) ** inverse) - 1
+                if position >= available:
+                    position = available - 1
+            if position < initial:
+                position = (position * factor + offset) % initial  # now the track's index
+            listens.append((position * id_factor + id_offset) % id_modulus + 1)
         return listens
