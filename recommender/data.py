@@ -1,0 +1,158 @@
+"""Listens as sparse matrices, and the train/holdout split that every model is evaluated on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from recommender.settings import Settings
+from recommender.warehouse import Listens
+
+EPOCH = datetime(1970, 1, 1)
+PAIR_KEY = 1 << 32  # user_id * PAIR_KEY + track_id: one int64 per (user, track), ids < 2**31
+
+
+def from_epoch_us(microseconds: int) -> datetime:
+    """A naive UTC datetime, like the marts' `_at` columns."""
+    return EPOCH + timedelta(microseconds=int(microseconds))
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Listen counts as a sparse users x tracks matrix, with the ids of its rows and columns."""
+
+    user_ids: np.ndarray  # sorted, one per row
+    track_ids: np.ndarray  # sorted, one per column
+    matrix: sp.csr_matrix  # float32 listen counts
+
+    @classmethod
+    def from_pairs(
+        cls, user_ids: np.ndarray, track_ids: np.ndarray, counts: np.ndarray
+    ) -> Interactions:
+        """Rows and columns are the distinct ids given; repeated pairs add up."""
+        users, rows = np.unique(user_ids, return_inverse=True)
+        tracks, columns = np.unique(track_ids, return_inverse=True)
+        matrix = sp.csr_matrix(
+            (counts.astype(np.float32), (rows, columns)), shape=(len(users), len(tracks))
+        )
+        matrix.sum_duplicates()
+        return cls(users, tracks, matrix)
+
+    @property
+    def listens(self) -> int:
+        return int(self.matrix.sum())
+
+    def on_tracks(self, track_ids: np.ndarray) -> sp.csr_matrix:
+        """The matrix with its columns laid on another sorted track index; other tracks dropped."""
+        entries = self.matrix.tocoo()
+        columns = positions(self.track_ids, track_ids)[entries.col]
+        kept = columns >= 0
+        return sp.csr_matrix(
+            (entries.data[kept], (entries.row[kept], columns[kept])),
+            shape=(self.matrix.shape[0], len(track_ids)),
+        )
+
+
+def positions(ids: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Position of each id in a sorted index, -1 where it is absent."""
+    if not len(index):
+        return np.full(len(ids), -1)
+    found = np.searchsorted(index, ids).clip(max=len(index) - 1)
+    return np.where(index[found] == ids, found, -1)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Train listens and held-out (user, track) pairs: the same holdout for every model.
+
+    The holdout holds, for each user, tracks absent from their training listens (models never
+    recommend a played track); its rows are the training matrix's users.
+    """
+
+    kind: Literal["time", "random"]
+    train: Interactions
+    holdout: Interactions
+    window_start_at: datetime
+    window_end_at: datetime
+    holdout_start_at: datetime | None  # the cutoff of a time split
+
+    def evaluation_rows(self) -> np.ndarray:
+        """Rows of the users with both training listens and held-out tracks."""
+        return np.flatnonzero(
+            (np.diff(self.train.matrix.indptr) > 0) & (np.diff(self.holdout.matrix.indptr) > 0)
+        )
+
+
+def split(listens: Listens, settings: Settings, champion_window_end: datetime | None) -> Split:
+    """Time split when enough loads brought listens, else a seeded random share per user.
+
+    A time split's holdout starts after the champion's data window, so that the champion is
+    measured on listens it never saw; if no load came after it, the split is random (the hash
+    holds out the same pairs as when the champion was trained, so those it never saw either).
+    """
+    loads = np.unique(listens.first_seen_us)
+    if champion_window_end is not None:
+        unseen = loads[loads > int((champion_window_end - EPOCH) / timedelta(microseconds=1))]
+    else:
+        unseen = loads
+    if len(loads) >= settings.time_split_min_nights and len(unseen):
+        cutoff = max(loads[-settings.holdout_nights], unseen[0])
+        return _split(listens, listens.first_seen_us < cutoff, "time", from_epoch_us(cutoff))
+    held_out = _unit_hash(listens.user_ids, listens.track_ids, settings.split_seed)
+    return _split(listens, held_out >= settings.random_holdout_share, "random", None)
+
+
+def _split(
+    listens: Listens,
+    in_train: np.ndarray,
+    kind: Literal["time", "random"],
+    cutoff: datetime | None,
+) -> Split:
+    users = np.unique(listens.user_ids)
+    # the holdout keeps only the tracks new to each user: a played track is never recommended
+    pairs = listens.user_ids * PAIR_KEY + listens.track_ids
+    held_out = ~in_train & ~np.isin(pairs, pairs[in_train])
+    first_seen = listens.first_seen_us[in_train]
+    return Split(
+        kind=kind,
+        train=_interactions(users, listens, in_train),
+        holdout=_interactions(users, listens, held_out),
+        window_start_at=from_epoch_us(first_seen.min()),
+        window_end_at=from_epoch_us(first_seen.max()),
+        holdout_start_at=cutoff,
+    )
+
+
+def _interactions(users: np.ndarray, listens: Listens, selected: np.ndarray) -> Interactions:
+    """The selected listens on the given user rows, with their own track columns."""
+    tracks, columns = np.unique(listens.track_ids[selected], return_inverse=True)
+    rows = positions(listens.user_ids[selected], users)
+    matrix = sp.csr_matrix(
+        (listens.listens[selected], (rows, columns)), shape=(len(users), len(tracks))
+    )
+    matrix.sum_duplicates()
+    return Interactions(users, tracks, matrix)
+
+
+def _unit_hash(user_ids: np.ndarray, track_ids: np.ndarray, seed: int) -> np.ndarray:
+    """A uniform number in [0, 1) per (user, track, seed), the same in every run (splitmix64)."""
+    with np.errstate(over="ignore"):
+        value = (
+            user_ids.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+            + track_ids.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
+            + np.uint64(seed)
+        )
+        value ^= value >> np.uint64(30)
+        value *= np.uint64(0xBF58476D1CE4E5B9)
+        value ^= value >> np.uint64(27)
+        value *= np.uint64(0x94D049BB133111EB)
+        value ^= value >> np.uint64(31)
+    return (value >> np.uint64(11)).astype(np.float64) / float(1 << 53)

@@ -1,0 +1,72 @@
+"""The recommender's part of the nightly job, run after `dbt build`: score, then maybe retrain.
+
+nightly/__main__.py calls `run(build_succeeded=...)` once the build has finished.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from recommender.data import utc_now
+from recommender.scoring import score
+from recommender.settings import Settings
+from recommender.training import train
+from recommender.warehouse import listens_first_seen_after, model_versions
+
+
+@dataclass(frozen=True)
+class NightlyReport:
+    """The recommender's lines of the night's summary; `scored` is False after a failed build."""
+
+    scored: bool
+    lines: tuple[str, ...]
+
+    def render(self) -> str:
+        return "\n".join(self.lines)
+
+
+def run(build_succeeded: bool, settings: Settings | None = None) -> NightlyReport:
+    """Score every user with the champion (training one first on a fresh warehouse), then
+    retrain when `retrain_due` says so, and score again if the retraining promoted a model."""
+    settings = settings or Settings.from_env()
+    scoring = score(settings, build_succeeded)
+    lines = [scoring.render()]
+    if not scoring.scored:
+        return NightlyReport(False, tuple(lines))
+    reason = retrain_due(settings)
+    if reason is None:
+        lines.append("No retraining due.")
+        return NightlyReport(True, tuple(lines))
+    training = train(settings)
+    lines += [f"Retraining: {reason}.", training.render()]
+    if training.promoted:
+        lines.append(score(settings).render())
+    return NightlyReport(True, tuple(lines))
+
+
+def retrain_due(settings: Settings) -> str | None:
+    """Why a training run is due tonight, or None.
+
+    Due when the latest training run is `retrain_after_days` old, or when the listens first seen
+    after its data window exceed `retrain_share` of those it trained on. Counted from the latest
+    run rather than the champion's: a candidate the gate rejected is not retried every night.
+    """
+    versions = model_versions(settings.duckdb_path)
+    if not versions:
+        return "no model has been trained yet"
+    latest = versions[-1]
+    age = utc_now() - latest.trained_at
+    if age >= timedelta(days=settings.retrain_after_days):
+        return (
+            f"the latest training run is {age.days} days old "
+            f"(retrain every {settings.retrain_after_days})"
+        )
+    new_listens = listens_first_seen_after(settings.duckdb_path, latest.window_end_at)
+    share = new_listens / max(latest.train_listens, 1)
+    if share > settings.retrain_share:
+        return (
+            f"{new_listens:,} listens appeared after the latest run's data window, {share:.0%} of "
+            f"the {latest.train_listens:,} it trained on (threshold {settings.retrain_share:.0%})"
+        )
+    return None

@@ -1,0 +1,296 @@
+"""The recommender's only contact with DuckDB: it reads dbt marts and writes schema `ml`.
+
+DuckDB allows one writing process per file, so every function opens a connection, does one
+thing and closes it again. Connections are read-write even to read: the nightly job runs dbt
+in-process, dbt-duckdb keeps its connection open, and DuckDB shares an open database only with
+connections of the same configuration.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+# The tables the recommender owns. The analyst-facing model fct_recommendations creates the same
+# empty tables in a pre-hook (dbt_project/models/marts/ml/), so that dbt builds on a fresh file;
+# tests/recommender/test_dbt_models.py checks that the two definitions agree.
+ML_SCHEMA_DDL = """
+create schema if not exists ml;
+create table if not exists ml.model_versions (
+    model_version bigint not null,
+    model_name varchar not null,
+    model_kind varchar not null,
+    status varchar not null,
+    status_reason varchar not null,
+    trained_at timestamp not null,
+    split_kind varchar not null,
+    window_start_at timestamp not null,
+    window_end_at timestamp not null,
+    holdout_start_at timestamp,
+    train_listens bigint not null,
+    train_users bigint not null,
+    train_tracks bigint not null,
+    holdout_users bigint not null,
+    holdout_tracks bigint not null,
+    hyperparameters json not null,
+    recall_at_10 double not null,
+    ndcg_at_10 double not null,
+    catalogue_coverage double not null,
+    train_seconds double not null,
+    baseline_metrics json not null,
+    artifact_path varchar not null
+);
+create table if not exists ml.recommendations (
+    user_id bigint not null,
+    rank integer not null,
+    track_id bigint not null,
+    score double not null,
+    model_version bigint not null,
+    is_cold_start boolean not null,
+    generated_at timestamp not null
+);
+"""
+RECOMMENDATION_COLUMNS = (
+    "user_id",
+    "rank",
+    "track_id",
+    "score",
+    "model_version",
+    "is_cold_start",
+    "generated_at",
+)
+
+
+@contextmanager
+def connect(path: Path, writes_ml: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived connection; one that writes to schema `ml` creates its tables first."""
+    with duckdb.connect(str(path)) as connection:
+        if writes_ml:
+            connection.execute(ML_SCHEMA_DDL)
+        yield connection
+
+
+def _has_ml_schema(connection: duckdb.DuckDBPyConnection) -> bool:
+    return bool(
+        connection.execute(
+            "select count(*) from duckdb_tables() "
+            "where schema_name = 'ml' and table_name = 'model_versions'"
+        ).fetchone()[0]
+    )
+
+
+# ---- the marts the recommender reads (declared as the `recommender` exposure in dbt) -----------
+
+
+@dataclass(frozen=True)
+class Listens:
+    """Listens grouped by (user, track, load that first showed them): the input of training."""
+
+    user_ids: np.ndarray
+    track_ids: np.ndarray
+    first_seen_us: np.ndarray  # first_seen_at as microseconds since the epoch (UTC)
+    listens: np.ndarray
+
+
+def read_listens(path: Path) -> Listens:
+    """marts.fct_listen_events (every listen ever seen, deleted users' too), one row per
+    (user, track, first_seen_at) with its number of listens."""
+    with connect(path) as connection:
+        columns = connection.execute(
+            "select user_id, track_id, epoch_us(first_seen_at) as first_seen_us, "
+            "count(*) as listens from marts.fct_listen_events group by all"
+        ).fetchnumpy()
+    return Listens(
+        columns["user_id"].astype(np.int64),
+        columns["track_id"].astype(np.int64),
+        columns["first_seen_us"].astype(np.int64),
+        columns["listens"].astype(np.float32),
+    )
+
+
+def read_user_tracks(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """marts.fct_user_tracks as (user_id, track_id, listen_count) arrays: tonight's histories."""
+    with connect(path) as connection:
+        columns = connection.execute(
+            "select user_id, track_id, listen_count from marts.fct_user_tracks"
+        ).fetchnumpy()
+    return (
+        columns["user_id"].astype(np.int64),
+        columns["track_id"].astype(np.int64),
+        columns["listen_count"].astype(np.float32),
+    )
+
+
+def read_users(path: Path) -> dict[int, str | None]:
+    """Every current user (marts.dim_users) with their favourite genre."""
+    with connect(path) as connection:
+        return dict(
+            connection.execute("select user_id, favorite_genre from marts.dim_users").fetchall()
+        )
+
+
+def read_catalogue(path: Path) -> dict[int, list[str]]:
+    """Every current track (marts.dim_tracks) with its genres: what may be recommended."""
+    with connect(path) as connection:
+        return {
+            track_id: list(genres or [])
+            for track_id, genres in connection.execute(
+                "select track_id, genres from marts.dim_tracks"
+            ).fetchall()
+        }
+
+
+def listens_first_seen_after(path: Path, after: datetime) -> int:
+    """How many listens appeared after `after`: the growth since a model's data window."""
+    with connect(path) as connection:
+        return connection.execute(
+            "select count(*) from marts.fct_listen_events where first_seen_at > ?", [after]
+        ).fetchone()[0]
+
+
+# ---- ml.model_versions: the registry ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One row of ml.model_versions: a trained model, how it was evaluated and what became of it."""
+
+    model_version: int
+    model_name: str
+    model_kind: str
+    status: str  # candidate, champion, rejected or retired (a champion replaced by a better one)
+    status_reason: str
+    trained_at: datetime
+    split_kind: str  # time or random
+    window_start_at: datetime
+    window_end_at: datetime
+    holdout_start_at: datetime | None
+    train_listens: int
+    train_users: int
+    train_tracks: int
+    holdout_users: int
+    holdout_tracks: int
+    hyperparameters: dict[str, Any]
+    recall_at_10: float
+    ndcg_at_10: float
+    catalogue_coverage: float
+    train_seconds: float
+    baseline_metrics: dict[str, dict[str, float]]
+    artifact_path: str
+
+
+_VERSION_FIELDS = tuple(ModelVersion.__dataclass_fields__)
+_JSON_FIELDS = ("hyperparameters", "baseline_metrics")
+
+
+def _version_from_row(row: tuple[Any, ...]) -> ModelVersion:
+    values = dict(zip(_VERSION_FIELDS, row, strict=True))
+    for name in _JSON_FIELDS:
+        values[name] = json.loads(values[name])
+    return ModelVersion(**values)
+
+
+def model_versions(path: Path) -> list[ModelVersion]:
+    """The registry, oldest first; empty before the first training run."""
+    with connect(path) as connection:
+        if not _has_ml_schema(connection):
+            return []
+        rows = connection.execute(
+            f"select {', '.join(_VERSION_FIELDS)} from ml.model_versions order by model_version"
+        ).fetchall()
+    return [_version_from_row(row) for row in rows]
+
+
+def champion(path: Path) -> ModelVersion | None:
+    """The model version that scores tonight, if one has been promoted yet."""
+    champions = [version for version in model_versions(path) if version.status == "champion"]
+    return champions[-1] if champions else None
+
+
+def next_model_version(path: Path) -> int:
+    with connect(path, writes_ml=True) as connection:
+        return connection.execute(
+            "select coalesce(max(model_version), 0) + 1 from ml.model_versions"
+        ).fetchone()[0]
+
+
+def register(path: Path, version: ModelVersion) -> None:
+    """Add a row to the registry."""
+    values = [
+        json.dumps(value) if name in _JSON_FIELDS else value
+        for name, value in zip(_VERSION_FIELDS, vars(version).values(), strict=True)
+    ]
+    with connect(path, writes_ml=True) as connection:
+        connection.execute(
+            f"insert into ml.model_versions ({', '.join(_VERSION_FIELDS)}) "
+            f"values ({', '.join('?' for _ in _VERSION_FIELDS)})",
+            values,
+        )
+
+
+def set_statuses(path: Path, statuses: dict[int, tuple[str, str]]) -> None:
+    """Apply the gate's decisions, {version: (status, reason)}, in one transaction."""
+    with connect(path, writes_ml=True) as connection:
+        connection.execute("begin transaction")
+        for model_version, (status, reason) in statuses.items():
+            connection.execute(
+                "update ml.model_versions set status = ?, status_reason = ? "
+                "where model_version = ?",
+                [status, reason, model_version],
+            )
+        connection.execute("commit")
+
+
+# ---- ml.recommendations ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecommendationsState:
+    """What ml.recommendations holds: its size, and when and by which version it was written."""
+
+    rows: int
+    users: int
+    generated_at: datetime | None
+    model_versions: tuple[int, ...]
+
+    def describe(self) -> str:
+        if not self.rows:
+            return "ml.recommendations is empty"
+        versions = ", ".join(str(version) for version in self.model_versions)
+        return (
+            f"ml.recommendations holds {self.rows:,} rows for {self.users:,} users, generated at "
+            f"{self.generated_at:%Y-%m-%d %H:%M:%S} UTC by model version {versions}"
+        )
+
+
+def recommendations_state(path: Path) -> RecommendationsState:
+    with connect(path) as connection:
+        if not _has_ml_schema(connection):
+            return RecommendationsState(0, 0, None, ())
+        rows, users, generated_at, versions = connection.execute(
+            "select count(*), count(distinct user_id), max(generated_at), "
+            "list(distinct model_version order by model_version) from ml.recommendations"
+        ).fetchone()
+    return RecommendationsState(rows, users, generated_at, tuple(versions or ()))
+
+
+def replace_recommendations(path: Path, recommendations: pa.Table) -> None:
+    """Swap tonight's recommendations for yesterday's in one transaction: readers see either."""
+    with connect(path, writes_ml=True) as connection:
+        connection.register("tonight", recommendations)
+        connection.execute("begin transaction")
+        connection.execute("delete from ml.recommendations")
+        connection.execute(
+            f"insert into ml.recommendations ({', '.join(RECOMMENDATION_COLUMNS)}) "
+            f"select {', '.join(RECOMMENDATION_COLUMNS)} from tonight"
+        )
+        connection.execute("commit")

@@ -1,0 +1,79 @@
+"""One small warehouse for the recommender tests: two nights of the dev API, extracted and built.
+
+The dev API serves over loopback, with a null listen list on each of the first listen_history
+pages (users with no listens: cold starts); the real extractor loads day 0 and then day 1 into a
+temp DuckDB file, each followed by `dbt build` (a subprocess, as in the dbt tests), so the listen
+events span two loads. Built once per session; each test module works on its own copy.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dev_api.faults import FOREVER, Fault, FaultPlan
+from dev_api.server import running_api
+from dev_api.world import World
+from extract.pipeline import make_pipeline, run_extraction
+from recommender.settings import Settings
+from tests.dbt.support import run_dbt
+
+WORLD = {"users": 600, "tracks": 300, "listens": 20, "seed": 42}
+NULL_LIST_PAGES = (1, 2, 3)
+LAST_DAY = 1
+
+
+@dataclass(frozen=True)
+class BuiltWarehouse:
+    """The session's warehouse: never written by the recommender (dbt's pre-hook made ml)."""
+
+    duckdb_file: Path
+    world: World
+
+    def copy(self, directory: Path) -> Path:
+        copy = directory / "warehouse.duckdb"
+        shutil.copyfile(self.duckdb_file, copy)
+        return copy
+
+
+@pytest.fixture(scope="session")
+def built_warehouse(tmp_path_factory: pytest.TempPathFactory) -> BuiltWarehouse:
+    work_dir = tmp_path_factory.mktemp("recommender-warehouse")
+    duckdb_file = work_dir / "moovitamix.duckdb"
+    pipeline = make_pipeline(duckdb_file, work_dir / "dlt")
+    faults = FaultPlan(
+        [Fault("listen_history", page, "null_items", times=FOREVER) for page in NULL_LIST_PAGES]
+    )
+    with running_api(faults=faults, **WORLD) as api:
+        for day in range(LAST_DAY + 1):
+            api.set_day(day)
+            run_extraction(pipeline, api.url)
+            run_dbt(duckdb_file, work_dir, "build").assert_ok()
+        world = api.world
+    return BuiltWarehouse(duckdb_file, world)
+
+
+def settings_for(directory: Path, duckdb_file: Path, **overrides: Any) -> Settings:
+    """Settings on a warehouse copy, artifacts beside it; `overrides` as Settings fields."""
+    return Settings(duckdb_path=duckdb_file, models_dir=directory / "models", **overrides)
+
+
+# Settings that make a time split of the two loads: train on day 0, hold out day 1's new tracks.
+TIME_SPLIT = {"time_split_min_nights": 2, "holdout_nights": 1}
+# A deliberately bad learned candidate: one factor, hardly fitted, smothered by regularisation.
+BAD_CANDIDATE = {
+    "bad": {
+        "kind": "als",
+        "factors": 1,
+        "regularization": 100.0,
+        "alpha": 1.0,
+        "iterations": 1,
+        "bm25_k1": 100.0,
+        "bm25_b": 0.8,
+        "random_state": 42,
+    }
+}
