@@ -30,8 +30,24 @@ extract: install ## Load the API into the raw schema (starts the dev API when MO
 	$(BIN)/python -m extract
 
 .PHONY: elt
-elt: install ## The nightly job: extract, then dbt build (models + tests), then a summary
+elt: install ## The nightly job: extract, dbt build, checks, publish data/analytics.duckdb, run record
 	$(BIN)/python -m nightly
+
+.PHONY: status
+status: install ## The last nightly runs and each source's freshness (works while a run is running)
+	$(BIN)/python -m nightly.status
+
+.PHONY: recommend
+recommend: install ## Score every user with the champion into ml.recommendations (trains one first if none)
+	$(BIN)/python -m recommender score
+
+.PHONY: train
+train: install ## Retrain the recommender: fit, evaluate on one holdout, promotion gate (weekly)
+	$(BIN)/python -m recommender train
+
+.PHONY: bench-reco
+bench-reco: install ## Recommender at 100,000 dev API users: every model, both baselines, the ceiling
+	$(BIN)/python -m recommender bench $(ARGS)
 
 .PHONY: dbt-build
 dbt-build: install ## dbt build alone, on the raw data already loaded

@@ -42,6 +42,8 @@ class TableChanges:
     changed: int
     retired: int
     quarantined: int
+    error_responses: int  # failed attempts (error answers, timeouts, 429s) that dlt retried
+    rate_limited: int  # of which 429s
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,17 @@ def run_extraction(
     """Extract all endpoints from `api_url` and merge them into raw, all or nothing."""
     started = time.monotonic()
     recovered = recover_pending_packages(pipeline)
-    reports = _extract_verified(pipeline, api_url, api_token)
+    reports = extract_verified(pipeline, api_url, api_token)
+    return load_verified(pipeline, reports, recovered, started)
+
+
+def load_verified(
+    pipeline: dlt.Pipeline, reports: dict[str, EndpointReport], recovered: int, started: float
+) -> ExtractionSummary:
+    """Normalise and merge the package `extract_verified` checked, prune, and count the changes.
+
+    Split from `run_extraction` so that a caller can time (and gate) extraction and loading apart.
+    """
     pipeline.normalize()
     load_info = pipeline.load()
     load_id = load_info.loads_ids[-1]
@@ -165,7 +177,7 @@ def prune_superseded_lists(pipeline: dlt.Pipeline) -> None:
         )
 
 
-def _extract_verified(
+def extract_verified(
     pipeline: dlt.Pipeline, api_url: str, api_token: str | None
 ) -> dict[str, EndpointReport]:
     """Extract into a local package and check it is complete; re-read once if the API moved."""
@@ -230,4 +242,6 @@ def _table_changes(
         changed=changed,
         retired=retired,
         quarantined=report.quarantined,
+        error_responses=report.error_responses,
+        rate_limited=report.rate_limited,
     )

@@ -27,6 +27,7 @@ import pyarrow as pa
 from dlt.common.configuration import resolve_configuration
 from dlt.common.configuration.specs import RuntimeConfiguration
 from dlt.sources.helpers.requests import Client, Response
+from dlt.sources.helpers.requests.retry import DEFAULT_RETRY_EXCEPTIONS, DEFAULT_RETRY_STATUS
 
 from extract.endpoints import ENDPOINTS, ROW_HASH, Endpoint
 
@@ -63,13 +64,21 @@ class EndpointReport:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count_attempt(self, response: Response | None, exception: BaseException | None) -> bool:
-        """dlt retry predicate used only to count failed attempts; adds no retry condition."""
+        """dlt's retry predicate: dlt's own conditions (429, 5xx, timeouts, dropped connections),
+        counting every failed attempt on the way.
+
+        dlt checks its built-in conditions before a custom predicate and stops at the first that
+        matches, so a counting-only predicate never saw a retried attempt; `_client` turns the
+        built-in conditions off and this predicate applies the same ones.
+        """
         if exception is not None or (response is not None and response.status_code >= 400):
             with self._lock:
                 self.error_responses += 1
                 if response is not None and response.status_code == 429:
                     self.rate_limited += 1
-        return False
+        if exception is not None:
+            return isinstance(exception, DEFAULT_RETRY_EXCEPTIONS)
+        return response is not None and response.status_code in DEFAULT_RETRY_STATUS
 
     def check_complete(self) -> None:
         """Fail unless every announced record was read exactly once (loaded or quarantined)."""
@@ -131,6 +140,8 @@ def _client(runtime: RuntimeConfiguration, token: str | None, report: EndpointRe
         request_max_attempts=runtime.request_max_attempts,
         request_backoff_factor=runtime.request_backoff_factor,
         request_max_retry_delay=runtime.request_max_retry_delay,
+        status_codes=(),  # the same conditions, applied (and counted) by count_attempt
+        exceptions=(),
         retry_condition=report.count_attempt,
         session_attrs={"headers": headers},
     )

@@ -1,1 +1,1 @@
-"""The nightly job behind `make elt`: extract, then `dbt build`, then a summary."""
+"""The nightly job behind `make elt`: extract, load, dbt build, checks, publish, run record."""

@@ -1,27 +1,23 @@
-"""`python -m nightly` (`make elt`): extract the API into raw, then `dbt build` models and tests.
+"""`python -m nightly` (`make elt`): extract, load, dbt build, checks, publish, under one lock.
 
-Exit codes: 0 success (warnings allowed), 1 extraction failed (raw unchanged, dbt not run),
-2 dbt build failed (a model or an error-level test failed).
+Exit codes: 0 success (warnings allowed; the analysts' file was published), 1 a step failed or
+the run was interrupted, 2 a data-quality error (a dbt test failed or an anomaly check found an
+error), 75 another run holds the lock. On 1 and 2 nothing is published.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 
-from extract import settings
-from extract.__main__ import main as extract_main
-from nightly.dbt_build import build
-
-EXIT_EXTRACT_FAILED = 1
-EXIT_BUILD_FAILED = 2
+from nightly.runner import run_night
+from nightly.settings import NightlySettings
+from nightly.steps import STEPS
 
 
 def main() -> int:
-    if extract_main() != 0:
-        return EXIT_EXTRACT_FAILED
-    summary = build(str(settings.DUCKDB_PATH))
-    print(summary.render())
-    return 0 if summary.success else EXIT_BUILD_FAILED
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    return run_night(STEPS, NightlySettings.from_config())
 
 
 if __name__ == "__main__":

@@ -1,72 +1,114 @@
-"""Run `dbt build` in-process and turn its results into the night's summary."""
+"""`dbt build` in a child process, and its `run_results.json` read back as node results.
+
+A child process rather than dbt's in-process runner: dbt-duckdb keeps its connection open in the
+process that ran it, which would stop the steps after it (the recommender's scoring, the checks,
+the publish) from opening the warehouse in any other mode. The child inherits the run lock.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
-import duckdb
-from dbt.cli.main import dbtRunner
+from nightly.ledger import NodeResult
 
-# Schemas analysts and the recommender read; the summary prints each of their tables' rows.
-MART_SCHEMAS = ("marts", "features")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BUILT_KINDS = frozenset({"model", "seed", "snapshot"})
+TEST_KINDS = frozenset({"test", "unit_test"})
+FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
 
 
 @dataclass(frozen=True)
-class BuildSummary:
-    """What `dbt build` did: node outcomes by kind, the failures by name, and mart sizes."""
+class DbtBuild:
+    """What `dbt build` did: its exit code and every node's result."""
 
-    success: bool
-    outcomes: Counter[tuple[str, str]]
-    failures: tuple[str, ...]
-    mart_rows: dict[str, int] = field(default_factory=dict)
+    returncode: int
+    nodes: tuple[NodeResult, ...]
+
+    def broken_models(self) -> list[NodeResult]:
+        """Models that did not build: the step failed, whatever the tests say."""
+        return [n for n in self.nodes if n.resource_type in BUILT_KINDS and n.status == "error"]
+
+    def tests(self, *statuses: str) -> list[NodeResult]:
+        return [n for n in self.nodes if n.resource_type in TEST_KINDS and n.status in statuses]
 
     def render(self) -> str:
-        def count(kind: str, *statuses: str) -> int:
-            return sum(self.outcomes[(kind, status)] for status in statuses)
-
+        """One line of counts, then one line per failed or warned test."""
+        outcomes = Counter(
+            ("model" if n.resource_type in BUILT_KINDS else "test", n.status) for n in self.nodes
+        )
+        failed_tests = self.tests(*FAILED_STATUSES)
         lines = [
-            "dbt build: "
-            f"{count('model', 'success')} models built ({count('model', 'error')} errors, "
-            f"{count('model', 'skipped')} skipped); tests "
-            f"{count('test', 'pass') + count('unit_test', 'pass')} passed, "
-            f"{count('test', 'warn')} warned, "
-            f"{count('test', 'fail', 'error') + count('unit_test', 'fail', 'error')} failed",
+            f"dbt build: {outcomes['model', 'success']} models built "
+            f"({outcomes['model', 'error']} errors, {outcomes['model', 'skipped']} skipped); "
+            f"tests {outcomes['test', 'pass']} passed, {outcomes['test', 'warn']} warned, "
+            f"{len(failed_tests)} failed"
         ]
-        lines += [f"  {failure}" for failure in self.failures]
-        lines += [f"  {table:<40} {rows:>12,} rows" for table, rows in self.mart_rows.items()]
+        lines += [
+            f"  {node.status.upper():<5} {node.name}: {describe(node)}"
+            for node in self.broken_models() + failed_tests + self.tests("warn")
+        ]
         return "\n".join(lines)
 
 
-def build(duckdb_path: str, args: tuple[str, ...] = ()) -> BuildSummary:
-    """`dbt build` from the repository root; failures carry the node name and message."""
-    result = dbtRunner().invoke(["build", *args])
-    outcomes: Counter[tuple[str, str]] = Counter()
-    failures = []
-    for node_result in getattr(result.result, "results", None) or []:
-        kind, status = node_result.node.resource_type.value, str(node_result.status.value)
-        outcomes[(kind, status)] += 1
-        if status in ("error", "fail", "warn", "runtime error"):
-            detail = node_result.message or f"{node_result.failures} failing rows"
-            failures.append(f"{status.upper():<5} {node_result.node.name}: {detail}")
-    if result.exception is not None:
-        failures.append(f"ERROR dbt: {result.exception}")
-    return BuildSummary(result.success, outcomes, tuple(failures), mart_rows(duckdb_path))
+def failed_and_warned_tests(nodes: Iterable[NodeResult]) -> tuple[int, int]:
+    """How many tests (and unit tests) of a build failed, and how many warned."""
+    statuses = [node.status for node in nodes if node.resource_type in TEST_KINDS]
+    return sum(status in FAILED_STATUSES for status in statuses), statuses.count("warn")
 
 
-def mart_rows(duckdb_path: str) -> dict[str, int]:
-    """Row count of every table in the analyst-facing schemas, after the build."""
-    # dbt-duckdb keeps its connection open in this process; DuckDB only shares the open
-    # database with a connection of the same (read-write) configuration.
-    with duckdb.connect(duckdb_path) as connection:
-        tables = connection.execute(
-            "select schema_name, table_name from duckdb_tables() "
-            "where schema_name in (select unnest(?)) order by schema_name, table_name",
-            [list(MART_SCHEMAS)],
-        ).fetchall()
-        return {
-            f"{schema}.{table}": connection.execute(
-                f'select count(*) from "{schema}"."{table}"'
-            ).fetchone()[0]
-            for schema, table in tables
-        }
+def describe(node: NodeResult) -> str:
+    return node.message or f"{node.failures} failing rows"
+
+
+def run_build(
+    duckdb_path: Path, target_dir: Path, log_dir: Path, inherit_fds: tuple[int, ...] = ()
+) -> DbtBuild:
+    """`dbt build` from the repository root against `duckdb_path`; output goes to our stdout."""
+    results_file = target_dir / "run_results.json"
+    results_file.unlink(missing_ok=True)  # never read a previous run's results
+    environment = {
+        **os.environ,
+        "MOOVITAMIX_DUCKDB_PATH": str(duckdb_path),
+        "DBT_PROFILES_DIR": os.environ.get("DBT_PROFILES_DIR", str(REPO_ROOT)),
+        "DBT_USE_COLORS": "false",
+    }
+    sys.stdout.flush()  # what we printed must come before dbt's output in the log
+    command = [
+        str(Path(sys.executable).with_name("dbt")), "build",
+        "--target-path", str(target_dir), "--log-path", str(log_dir),
+    ]  # fmt: skip
+    completed = subprocess.run(
+        command, cwd=REPO_ROOT, env=environment, pass_fds=inherit_fds, check=False
+    )
+    nodes = read_results(results_file) if results_file.exists() else ()
+    return DbtBuild(completed.returncode, nodes)
+
+
+def read_results(results_file: Path) -> tuple[NodeResult, ...]:
+    """Each node of `run_results.json` as a NodeResult."""
+    return tuple(
+        NodeResult(
+            unique_id=result["unique_id"],
+            resource_type=result["unique_id"].split(".")[0],
+            name=node_name(result["unique_id"]),
+            status=result["status"],
+            seconds=round(result["execution_time"], 3),
+            failures=result.get("failures"),
+            message=result.get("message"),
+        )
+        for result in json.loads(results_file.read_text())["results"]
+    )
+
+
+def node_name(unique_id: str) -> str:
+    """The name in a unique id: model.<project>.<name>, test.<project>.<name>.<hash>,
+    unit_test.<project>.<model>.<name>."""
+    kind, _, *rest = unique_id.split(".")
+    return {"test": rest[0], "unit_test": rest[-1]}.get(kind, rest[-1])

@@ -2,6 +2,7 @@
     The recommender's latest recommendations with each track's name, artist and genres, for
     analysts. The rows live in schema ml, written by `python -m recommender score` after each
     successful `dbt build`; a view, so it shows the latest scoring as soon as it is written.
+    The inner join on dim_users drops users deleted upstream since the last scoring.
 
     The pre-hook creates the ml tables, empty, on a warehouse the recommender has not written
     yet, so that a fresh clone's first build succeeds. The recommender creates them with the
@@ -60,6 +61,10 @@ model_versions as (
     select * from {{ source('ml', 'model_versions') }}
 ),
 
+dim_users as (
+    select * from {{ ref('dim_users') }}
+),
+
 dim_tracks as (
     select * from {{ ref('dim_tracks') }}
 ),
@@ -79,6 +84,8 @@ final as (
         model_versions.model_name,
         recommendations.generated_at
     from recommendations
+    inner join dim_users
+        on recommendations.user_id = dim_users.user_id
     left join dim_tracks
         on recommendations.track_id = dim_tracks.track_id
     left join model_versions

@@ -1,0 +1,56 @@
+"""The nightly job's thresholds and alert target, resolved the dlt way (section `nightly`).
+
+Every value has a default; override it with an environment variable (`NIGHTLY__MIN_HISTORY_RUNS=3`)
+or under `[nightly]` in `.dlt/config.toml`. The webhook URL is a secret: environment
+(`NIGHTLY__ALERT_WEBHOOK_URL`) or the git-ignored `.dlt/secrets.toml`, and it is never logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import dlt
+
+SECTION = "nightly"
+
+
+@dataclass(frozen=True)
+class NightlySettings:
+    """What counts as an anomaly, when data is stale, and who hears about it."""
+
+    # trailing successful runs the volume and duration checks compare with (median and spread)
+    history_runs: int = 14
+    # successful runs needed before those checks speak; until then they say they are waiting
+    min_history_runs: int = 5
+    # a row count further from the median than this many robust standard deviations warns...
+    volume_warn_sigmas: float = 3.0
+    # ...and than this share of the median (so a table that never moved does not warn on +1 row)
+    volume_warn_min_share: float = 0.05
+    # a row count this share below the median is an error: nothing is published
+    volume_error_drop: float = 0.2
+    # set for one run to accept a drop that is real (errors become warnings), e.g. a mass deletion
+    accept_volume_drop: bool = False
+    # a run this many times slower than the median run, and at least duration_warn_min_seconds
+    # slower, warns
+    duration_warn_factor: float = 2.0
+    duration_warn_min_seconds: float = 60.0
+    # the last successful load (and publish) older than this is stale: the dead-man's switch
+    stale_after_hours: float = 26.0
+    # alert on warnings too, not only on failures and data-quality errors
+    alert_on_warning: bool = True
+    # Slack-style incoming webhook; None: alerts go to the log only
+    alert_webhook_url: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_config(cls) -> NightlySettings:
+        """Defaults, overridden by whatever dlt's providers (environment, .dlt/*.toml) hold."""
+        values: dict[str, Any] = {}
+        for setting in fields(cls):
+            if setting.name == "alert_webhook_url":
+                value = dlt.secrets.get(f"{SECTION}.{setting.name}", str)
+            else:
+                value = dlt.config.get(f"{SECTION}.{setting.name}", type(setting.default))
+            if value is not None:
+                values[setting.name] = value
+        return cls(**values)

@@ -1,0 +1,187 @@
+"""The runner with stand-in steps, in this process: order, gates, failures, signals, the lock."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from extract import settings as paths
+from nightly import lock
+from nightly.ledger import ERROR, Finding, Ledger, RunRecord, utc_now
+from nightly.runner import (
+    EXIT_DATA_QUALITY,
+    EXIT_FAILED,
+    EXIT_LOCKED,
+    EXIT_SUCCESS,
+    NightlyRun,
+    Step,
+    StepFailed,
+    run_night,
+)
+from nightly.settings import NightlySettings
+from nightly.steps import STEPS
+from tests.nightly.support import past_run
+from tests.support import query
+
+SETTINGS = NightlySettings()
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The runner's ledger, lock and warehouse in a temp folder."""
+    monkeypatch.setattr(paths, "RUNS_DIR", tmp_path / "runs")
+    monkeypatch.setattr(paths, "NIGHTLY_LOCK_FILE", tmp_path / "nightly.lock")
+    monkeypatch.setattr(paths, "DUCKDB_PATH", tmp_path / "warehouse.duckdb")
+    return tmp_path
+
+
+def stand_ins(log: list[str], **actions: Callable[[NightlyRun], None]) -> list[Step]:
+    """The real steps' names and flags, with actions that log their name (or do `actions`)."""
+
+    def logged(name: str) -> Callable[[NightlyRun], None]:
+        return lambda run: log.append(name)
+
+    return [
+        Step(step.name, actions.get(step.name, logged(step.name)), step.after_data_error)
+        for step in STEPS
+    ]
+
+
+def last_record() -> RunRecord:
+    return Ledger(paths.RUNS_DIR).records()[-1]
+
+
+def test_a_step_inserted_in_one_line_runs_in_order_and_every_step_is_timed() -> None:
+    ran: list[str] = []
+    steps = stand_ins(ran, scoring=lambda run: (time.sleep(0.05), ran.append("scoring")))
+    steps.insert(3, Step("notify", lambda run: ran.append("notify")))
+
+    assert run_night(steps, SETTINGS) == EXIT_SUCCESS
+    assert ran == ["extract", "load", "dbt_build", "notify", "checks", "scoring", "publish"]
+    [(status, scoring_seconds, steps_recorded)] = query(
+        paths.DUCKDB_PATH,
+        "select status, scoring_seconds, (select count(*) from ops.run_steps) "
+        "from ops.pipeline_runs",
+    )
+    assert status == "success" and scoring_seconds >= 0.05 and steps_recorded == 7
+
+
+def test_a_data_quality_error_skips_publishing_but_not_the_checks_or_scoring() -> None:
+    ran: list[str] = []
+
+    def failing_test(run: NightlyRun) -> None:
+        run.add([Finding("dbt_test", ERROR, "unique_dim_users", "dbt test failed: 2 rows")])
+
+    def publish(run: NightlyRun) -> None:
+        raise AssertionError("published after a data-quality error")
+
+    steps = stand_ins(ran, dbt_build=failing_test, publish=publish)
+    assert run_night(steps, SETTINGS) == EXIT_DATA_QUALITY
+    # scoring runs, to say yesterday's recommendations stay; publish does not
+    assert ran == ["extract", "load", "checks", "scoring"]
+    record = last_record()
+    assert (record.status, record.failing_step, record.exit_code) == ("failed", "dbt_build", 2)
+    assert record.error_message == "1 data-quality error(s): dbt test failed: 2 rows"
+    assert [(t.step, t.outcome) for t in record.steps][-3:] == [
+        ("checks", "ok"),
+        ("scoring", "ok"),
+        ("publish", "skipped"),
+    ]
+    assert record.alert is not None and "FAILED at step dbt_build (exit 2)" in record.alert
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [(StepFailed("no such page"), "no such page"), (ValueError("bad"), "ValueError: bad")],
+)
+def test_a_failing_step_stops_the_run_and_the_record_says_where_and_why(
+    error: Exception, message: str
+) -> None:
+    ran: list[str] = []
+
+    def load(run: NightlyRun) -> None:
+        raise error
+
+    assert run_night(stand_ins(ran, load=load), SETTINGS) == EXIT_FAILED
+    assert ran == ["extract"]
+    record = last_record()
+    assert (record.status, record.failing_step, record.error_message) == ("failed", "load", message)
+    assert query(paths.DUCKDB_PATH, "select status, failing_step from ops.pipeline_runs") == [
+        ("failed", "load")
+    ]
+
+
+def test_sigterm_fails_the_running_step_on_record() -> None:
+    def terminated(run: NightlyRun) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)
+
+    assert run_night(stand_ins([], dbt_build=terminated), SETTINGS) == EXIT_FAILED
+    record = last_record()
+    assert (record.failing_step, record.error_message) == (
+        "dbt_build",
+        "Interrupted: terminated by SIGTERM",
+    )
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_a_run_a_killed_process_left_running_is_closed_as_failed_by_the_next() -> None:
+    killed = RunRecord.start()
+    killed.current_step = "dbt_build"
+    Ledger(paths.RUNS_DIR).write(killed)
+
+    assert run_night(stand_ins([]), SETTINGS) == EXIT_SUCCESS
+    closed, record = Ledger(paths.RUNS_DIR).records()
+    assert (closed.status, closed.failing_step, closed.exit_code) == ("failed", "dbt_build", None)
+    assert record.status == "warned"
+    assert [(f.check, f.subject) for f in record.findings_at("warning")] == [
+        ("interrupted_run", killed.run_id)
+    ]
+
+
+def test_a_night_without_a_load_is_noticed_by_the_next_run() -> None:
+    Ledger(paths.RUNS_DIR).write(past_run(utc_now() - timedelta(hours=50)))
+
+    assert run_night(stand_ins([]), SETTINGS) == EXIT_SUCCESS
+    [finding] = last_record().findings_at("warning")
+    assert finding.check == "freshness"
+    assert finding.message == "the last successful load was 50 h before this run (stale after 26 h)"
+
+
+def test_one_run_holds_the_lock_and_a_killed_holder_frees_it() -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_LOCK, str(paths.NIGHTLY_LOCK_FILE)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    assert lock.is_held(paths.NIGHTLY_LOCK_FILE)
+    ran: list[str] = []
+    assert run_night(stand_ins(ran), SETTINGS) == EXIT_LOCKED
+    assert ran == []
+    refused = last_record()
+    assert (refused.status, refused.exit_code, refused.failing_step) == ("refused", 75, "lock")
+
+    holder.kill()
+    holder.wait()
+    assert not lock.is_held(paths.NIGHTLY_LOCK_FILE)
+    assert run_night(stand_ins(ran), SETTINGS) == EXIT_SUCCESS
+    assert ran == [step.name for step in STEPS]
+
+
+HOLD_THE_LOCK = """
+import sys, time
+from pathlib import Path
+from nightly.lock import exclusive
+with exclusive(Path(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(60)
+"""
