@@ -33,6 +33,10 @@ class Endpoint:
     def fields(self) -> tuple[str, ...]:
         return tuple(self.schema.names)
 
+    @property
+    def field_set(self) -> frozenset[str]:
+        return frozenset(self.schema.names)
+
     def check(self, record: Any) -> str | None:
         """Why `record` breaks the contract, or None when it is sound."""
         if not isinstance(record, dict):
@@ -67,11 +71,13 @@ class Endpoint:
 
     def _vectorised(self, records: list[Any]) -> pa.Table | None:
         """The records as a raw table when every one of them is sound, else None."""
+        # from_pylist takes its columns from the first record: check every record's keys first
+        fields = self.field_set
+        if not records or not all(type(r) is dict and r.keys() == fields for r in records):
+            return None
         try:
             table = pa.Table.from_pylist(records)  # inferred types: a stray float or bool shows
-        except (pa.ArrowInvalid, pa.ArrowTypeError, AttributeError):
-            return None
-        if table.num_rows == 0 or sorted(table.column_names) != sorted(self.fields):
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
             return None
         columns = []
         for field in self.schema:
