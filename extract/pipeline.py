@@ -155,12 +155,13 @@ def recover_pending_packages(pipeline: dlt.Pipeline) -> int:
 
 
 def prune_superseded_lists(pipeline: dlt.Pipeline) -> None:
-    """Drop the listen list of every listen_history version that a newer version replaced.
+    """Drop the listen list of every listen_history version that a newer list extends.
 
-    Lists only grow, so the newest version of a user holds every listen of the older ones, and
-    dbt's append-only listen events keep when each listen first appeared. Keeping every version's
-    full list would grow with listens x nights; this keeps one list per user (the current one, or
-    the last one of a deleted user) and each version's metadata row. Idempotent.
+    A list grows by appending, so a newer list that starts with the older one holds all of its
+    listens, and dbt's append-only listen events keep when each listen first appeared. Keeping
+    every version's full list would grow with listens x nights; this keeps the newest list of
+    each user, plus any older list the API replaced rather than extended (the real service
+    regenerates its data when it restarts), and every version's metadata row. Idempotent.
     """
     with pipeline.sql_client() as client:
         client.execute_sql(
@@ -172,6 +173,9 @@ def prune_superseded_lists(pipeline: dlt.Pipeline) -> None:
                   select 1 from listen_history as newer
                   where newer.user_id = superseded.user_id
                     and newer._dlt_valid_from >= superseded._dlt_valid_to
+                    and list_slice(
+                        cast(newer.items as bigint[]), 1, len(cast(superseded.items as bigint[]))
+                    ) is not distinct from cast(superseded.items as bigint[])
               )
             """
         )

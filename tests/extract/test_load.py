@@ -8,6 +8,7 @@ from pathlib import Path
 import dlt
 
 from dev_api.server import running_api
+from dev_api.world import World
 from extract.pipeline import run_extraction
 from tests.support import query
 
@@ -115,3 +116,44 @@ def test_listen_lists_are_stored_once_per_user(pipeline: dlt.Pipeline, duckdb_pa
     assert superseded_with_list == 0
     [(users_ever,)] = query(duckdb_path, "select count(distinct user_id) from raw.listen_history")
     assert lists_kept == users_ever
+
+
+class ReplacedFirstList(World):
+    """From day 1, the first listen list is served reversed: replaced, not extended (as when the
+    real service restarts and regenerates its data)."""
+
+    def page(self, endpoint, page, size, day=None):  # type: ignore[no-untyped-def]
+        records = super().page(endpoint, page, size, day)
+        if endpoint == "listen_history" and page == 1 and (self.day if day is None else day) >= 1:
+            records[0] = {**records[0], "items": list(reversed(records[0]["items"]))}
+        return records
+
+
+def test_a_list_the_api_replaced_is_kept_not_pruned(
+    pipeline: dlt.Pipeline, duckdb_path: Path
+) -> None:
+    with running_api(ReplacedFirstList(**WORLD)) as api:
+        run_extraction(pipeline, api.url)
+        replaced_user = api.world.page("listen_history", 1, 1)[0]["user_id"]
+        day0_list = api.world.page("listen_history", 1, 1)[0]["items"]
+        api.set_day(1)
+        run_extraction(pipeline, api.url)
+        day1_list = api.world.page("listen_history", 1, 1)[0]["items"]
+
+    versions = query(
+        duckdb_path,
+        "select items::bigint[], _dlt_valid_to is null from raw.listen_history "
+        "where user_id = ? order by _dlt_valid_from",
+        replaced_user,
+    )
+    assert day1_list[: len(day0_list)] != day0_list
+    assert versions == [(day0_list, False), (day1_list, True)]
+    [(superseded_with_list,)] = query(
+        duckdb_path,
+        """select count(*) from raw.listen_history as old
+        where old.items is not null and old.user_id <> ? and exists (
+            select 1 from raw.listen_history as newer
+            where newer.user_id = old.user_id and newer._dlt_valid_from > old._dlt_valid_from)""",
+        replaced_user,
+    )
+    assert superseded_with_list == 0, "lists that were only extended are pruned as before"

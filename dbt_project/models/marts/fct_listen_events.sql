@@ -1,12 +1,13 @@
 {#
-    The permanent record of listening over time: one row per (user_id, listen_position), stamped
-    with the load in which dbt first saw that position. Raw keeps only each user's newest list,
-    so this history cannot be rebuilt: `full_refresh: false` makes `dbt build --full-refresh`
-    leave it alone (drop it by hand only to start the record again).
+    The permanent record of listening over time: one row per (user_id, listen_position,
+    track_id), stamped with the load in which dbt first saw that track at that position. Raw
+    keeps only each user's newest list, so this history cannot be rebuilt: `full_refresh: false`
+    makes `dbt build --full-refresh` leave it alone (drop it by hand only to start afresh).
 
     Each run reads only the list versions loaded after the latest `first_seen_at` recorded (the
-    filter comes before the unnest), and appends, per user, only the positions beyond the last
-    one recorded: the cost follows the lists that changed since the last run.
+    filter comes before the unnest), and appends the (position, track) pairs not recorded yet:
+    the positions a list grew by, and every position of a list the API replaced (the real
+    service regenerates its data when it restarts). The cost follows the lists that changed.
 #}
 
 {{
@@ -43,22 +44,15 @@ changed_lists_listens as (
     {{ unnest_listen_lists('changed_lists') }}
 ),
 
-last_recorded_positions as (
-    select
-        user_id,
-        max(listen_position) as last_recorded_position
-    from recorded_listen_events
-    where user_id in (select user_id from changed_lists)
-    group by user_id
-),
-
 new_listens as (
+    {# a (position, track) not recorded yet: the list grew, or the API replaced its contents #}
     select changed_lists_listens.*
     from changed_lists_listens
-    left join last_recorded_positions
-        on changed_lists_listens.user_id = last_recorded_positions.user_id
-    where changed_lists_listens.listen_position
-        > coalesce(last_recorded_positions.last_recorded_position, 0)
+    left join recorded_listen_events
+        on changed_lists_listens.user_id = recorded_listen_events.user_id
+        and changed_lists_listens.listen_position = recorded_listen_events.listen_position
+        and changed_lists_listens.track_id = recorded_listen_events.track_id
+    where recorded_listen_events.user_id is null
 ),
 
 {% else %}

@@ -77,6 +77,7 @@ final as (
         on
             current_user_listens.user_id = fct_listen_events.user_id
             and current_user_listens.listen_position = fct_listen_events.listen_position
+            and current_user_listens.track_id = fct_listen_events.track_id
 )
 
 select * from final
