@@ -4,6 +4,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 export DBT_PROFILES_DIR ?= $(CURDIR)
+# The data folder (as extract/settings.py resolves it): the nightly run lock lives there.
+DATA_DIR := $(or $(MOOVITAMIX_DATA_DIR),data)
 
 .DEFAULT_GOAL := help
 
@@ -50,12 +52,12 @@ bench-reco: install ## Recommender at 100,000 dev API users: every model, both b
 	$(BIN)/python -m recommender bench $(ARGS)
 
 .PHONY: dbt-build
-dbt-build: install ## dbt build alone, on the raw data already loaded
-	$(BIN)/dbt build
+dbt-build: install ## dbt build alone, on the raw data already loaded (takes the run lock)
+	mkdir -p $(DATA_DIR) && flock --nonblock --conflict-exit-code 75 $(DATA_DIR)/nightly.lock $(BIN)/dbt build
 
 .PHONY: docs
-docs: install ## Generate the dbt docs site into target/
-	$(BIN)/dbt docs generate
+docs: install ## Generate the dbt docs site into target/ (takes the run lock)
+	mkdir -p $(DATA_DIR) && flock --nonblock --conflict-exit-code 75 $(DATA_DIR)/nightly.lock $(BIN)/dbt docs generate
 
 .PHONY: docs-serve
 docs-serve: docs ## Serve the dbt docs on http://127.0.0.1:8080

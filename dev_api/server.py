@@ -6,6 +6,7 @@ It answers like the real FastAPI service: same paths, page envelopes, 422 bodies
 
 import ipaddress
 import re
+import select
 import socket
 import subprocess
 import sys
@@ -27,6 +28,13 @@ from dev_api.world import ENDPOINTS, Endpoint, World
 
 OPENAPI_DOCUMENT = (Path(__file__).parent / "openapi.json").read_bytes()
 LISTENING_BANNER = "MooVitamix dev API listening on "
+START_TIMEOUT_SECONDS = 60  # a child that prints no banner by then is killed
+
+
+class DevApiNotStarted(RuntimeError):
+    """`start_api_process`: the child exited or stayed silent instead of serving."""
+
+
 DOCS_PAGE = (
     b"<!doctype html><title>MooVitamix dev API</title><h1>MooVitamix dev API</h1>"
     b"<p>Local fake of the MooVitamix API. OpenAPI document: "
@@ -296,11 +304,13 @@ def start_api_process(
         arguments, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, text=True
     )
     assert process.stdout is not None
-    banner = process.stdout.readline()
+    ready, _, _ = select.select([process.stdout], [], [], START_TIMEOUT_SECONDS)
+    banner = process.stdout.readline() if ready else ""
     if not banner.startswith(LISTENING_BANNER):
         process.kill()
         process.wait()
-        raise RuntimeError(
-            f"dev API did not start (exit code {process.returncode}, first line {banner!r})"
+        raise DevApiNotStarted(
+            f"dev API did not start within {START_TIMEOUT_SECONDS} s "
+            f"(exit code {process.returncode}, first line {banner!r})"
         )
     return process, banner.removeprefix(LISTENING_BANNER).strip()

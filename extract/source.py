@@ -13,6 +13,7 @@ refuses to load unless they agree.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -238,6 +239,11 @@ def _record_page(page: _Page, endpoint: Endpoint, report: EndpointReport, starte
         )
 
 
+def _redacted(error: Exception) -> str:
+    """The error's text without credentials a URL may carry (user:password@host)."""
+    return re.sub(r"//[^/@\s]+@", "//***@", str(error))
+
+
 def _fetch_page(
     client: Client, api_url: str, endpoint: Endpoint, number: int, page_size: int
 ) -> _Page:
@@ -248,7 +254,7 @@ def _fetch_page(
             f"{api_url}/{endpoint.name}", params={"page": number, "size": page_size}
         )
     except Exception as exc:  # requests' errors after dlt's retries ran out
-        raise ExtractionError(f"{where}: request failed after retries: {exc}") from exc
+        raise ExtractionError(f"{where}: request failed after retries: {_redacted(exc)}") from exc
     try:
         body = orjson.loads(response.content)
     except orjson.JSONDecodeError as exc:

@@ -83,9 +83,14 @@ class NightlyRun:
         return last_successes(self.earlier, self.settings.history_runs)
 
     def records_as_published(self) -> list[RunRecord]:
-        """Every record, this run's marked with the outcome it has if publishing succeeds."""
+        """Every record, this run's marked with the outcome it has if publishing succeeds (its
+        finish is the publish: only the swap and the ledger's last write come after)."""
         outcome = WARNED if self.record.findings_at(WARNING) else SUCCESS
-        return [*self.earlier, replace(self.record, status=outcome, published_at=utc_now())]
+        now = utc_now()
+        published = replace(
+            self.record, status=outcome, published_at=now, finished_at=now, exit_code=EXIT_SUCCESS
+        )
+        return [*self.earlier, published]
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,10 @@ step found a data-quality error.
 
 from __future__ import annotations
 
-import contextlib
 import time
 
-import dlt
-
 from extract import settings as paths
-from extract.__main__ import embedded_dev_api
+from extract.api import tonights_api
 from extract.pipeline import (
     RAW_SCHEMA,
     extract_verified,
@@ -38,10 +35,8 @@ def extract(run: NightlyRun) -> None:
     pipeline = make_pipeline(paths.DUCKDB_PATH, paths.PIPELINES_DIR)
     started = time.monotonic()
     recovered = recover_pending_packages(pipeline)
-    api_url = paths.configured_api_url()
-    token = dlt.secrets.get("sources.moovitamix.api_token")
     try:
-        with contextlib.nullcontext(api_url) if api_url else embedded_dev_api() as url:
+        with tonights_api() as (url, token):
             reports = extract_verified(pipeline, url, token)
     except ExtractionError as exc:
         raise StepFailed(f"extraction failed, raw tables unchanged: {exc}") from exc
