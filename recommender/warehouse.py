@@ -20,45 +20,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-# The tables the recommender owns. The analyst-facing model fct_recommendations creates the same
-# empty tables in a pre-hook (dbt_project/models/marts/ml/), so that dbt builds on a fresh file;
-# tests/recommender/test_dbt_models.py checks that the two definitions agree.
-ML_SCHEMA_DDL = """
-create schema if not exists ml;
-create table if not exists ml.model_versions (
-    model_version bigint not null,
-    model_name varchar not null,
-    model_kind varchar not null,
-    status varchar not null,
-    status_reason varchar not null,
-    trained_at timestamp not null,
-    split_kind varchar not null,
-    window_start_at timestamp not null,
-    window_end_at timestamp not null,
-    holdout_start_at timestamp,
-    train_listens bigint not null,
-    train_users bigint not null,
-    train_tracks bigint not null,
-    holdout_users bigint not null,
-    holdout_tracks bigint not null,
-    hyperparameters json not null,
-    recall_at_10 double not null,
-    ndcg_at_10 double not null,
-    catalogue_coverage double not null,
-    train_seconds double not null,
-    baseline_metrics json not null,
-    artifact_path varchar not null
-);
-create table if not exists ml.recommendations (
-    user_id bigint not null,
-    rank integer not null,
-    track_id bigint not null,
-    score double not null,
-    model_version bigint not null,
-    is_cold_start boolean not null,
-    generated_at timestamp not null
-);
-"""
+from recommender import RecommenderError
+
 RECOMMENDATION_COLUMNS = (
     "user_id",
     "rank",
@@ -72,10 +35,16 @@ RECOMMENDATION_COLUMNS = (
 
 @contextmanager
 def connect(path: Path, writes_ml: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived connection; one that writes to schema `ml` creates its tables first."""
+    """A short-lived connection; one that writes to schema `ml` checks its tables exist.
+
+    dbt defines and creates them (macro create_ml_tables) in the build that makes the marts the
+    recommender reads, so a warehouse without them has not been built yet.
+    """
     with duckdb.connect(str(path)) as connection:
-        if writes_ml:
-            connection.execute(ML_SCHEMA_DDL)
+        if writes_ml and not _has_ml_schema(connection):
+            raise RecommenderError(
+                f"{path} has no ml tables: run `dbt build` (make elt) first, which creates them"
+            )
         yield connection
 
 
@@ -84,7 +53,7 @@ def _has_ml_schema(connection: duckdb.DuckDBPyConnection) -> bool:
         connection.execute(
             "select count(*) from duckdb_tables() "
             "where schema_name = 'ml' and table_name = 'model_versions'"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     )
 
 

@@ -1,25 +1,34 @@
-"""The ml tables as dbt's pre-hook creates them match the recommender's own definition."""
+"""The ml tables dbt creates (macro create_ml_tables) are the ones the recommender writes."""
 
 from __future__ import annotations
 
-import duckdb
+from pathlib import Path
 
-from recommender.warehouse import ML_SCHEMA_DDL
+import duckdb
+import pytest
+
+from recommender import RecommenderError
+from recommender.warehouse import _VERSION_FIELDS, RECOMMENDATION_COLUMNS, next_model_version
 from tests.recommender.conftest import BuiltWarehouse
 from tests.support import query
 
-COLUMNS = (
-    "select table_name, column_name, data_type, is_nullable from information_schema.columns "
-    "where table_schema = 'ml' order by table_name, ordinal_position"
-)
 
-
-def test_dbt_creates_the_ml_tables_the_recommender_defines(
+def test_dbt_creates_the_ml_tables_with_the_columns_the_recommender_writes(
     built_warehouse: BuiltWarehouse,
 ) -> None:
-    with duckdb.connect(":memory:") as connection:
-        connection.execute(ML_SCHEMA_DDL)
-        defined = connection.execute(COLUMNS).fetchall()
-    assert len(defined) == 29
-    assert query(built_warehouse.duckdb_file, COLUMNS) == defined
-    assert query(built_warehouse.duckdb_file, "select count(*) from ml.recommendations") == [(0,)]
+    columns = query(
+        built_warehouse.duckdb_file,
+        "select table_name, list(column_name order by ordinal_position) "
+        "from information_schema.columns where table_schema = 'ml' group by 1 order by 1",
+    )
+    assert columns == [
+        ("model_versions", list(_VERSION_FIELDS)),
+        ("recommendations", list(RECOMMENDATION_COLUMNS)),
+    ]
+
+
+def test_writing_to_a_warehouse_dbt_has_not_built_says_so(tmp_path: Path) -> None:
+    unbuilt = tmp_path / "unbuilt.duckdb"
+    duckdb.connect(str(unbuilt)).close()
+    with pytest.raises(RecommenderError, match="run `dbt build`"):
+        next_model_version(unbuilt)

@@ -4,50 +4,14 @@
     successful `dbt build`; a view, so it shows the latest scoring as soon as it is written.
     The inner join on dim_users drops users deleted upstream since the last scoring.
 
-    The pre-hook creates the ml tables, empty, on a warehouse the recommender has not written
-    yet, so that a fresh clone's first build succeeds. The recommender creates them with the
-    same definition (ML_SCHEMA_DDL in recommender/warehouse.py; the pytest suite compares them).
+    The pre-hook creates the ml tables (macro create_ml_tables, their one definition), empty, on
+    a warehouse the recommender has not written yet, so that a fresh clone's first build works.
 #}
 
 {{
     config(
         materialized='view',
-        pre_hook=[
-            "create schema if not exists ml",
-            "create table if not exists ml.model_versions (
-                model_version bigint not null,
-                model_name varchar not null,
-                model_kind varchar not null,
-                status varchar not null,
-                status_reason varchar not null,
-                trained_at timestamp not null,
-                split_kind varchar not null,
-                window_start_at timestamp not null,
-                window_end_at timestamp not null,
-                holdout_start_at timestamp,
-                train_listens bigint not null,
-                train_users bigint not null,
-                train_tracks bigint not null,
-                holdout_users bigint not null,
-                holdout_tracks bigint not null,
-                hyperparameters json not null,
-                recall_at_10 double not null,
-                ndcg_at_10 double not null,
-                catalogue_coverage double not null,
-                train_seconds double not null,
-                baseline_metrics json not null,
-                artifact_path varchar not null
-            )",
-            "create table if not exists ml.recommendations (
-                user_id bigint not null,
-                rank integer not null,
-                track_id bigint not null,
-                score double not null,
-                model_version bigint not null,
-                is_cold_start boolean not null,
-                generated_at timestamp not null
-            )",
-        ],
+        pre_hook="{{ create_ml_tables() }}",
     )
 }}
 

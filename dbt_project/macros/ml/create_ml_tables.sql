@@ -1,0 +1,41 @@
+{#
+    The recommender's tables (schema ml), created empty when missing. dbt owns their definition:
+    fct_recommendations runs it as a pre-hook, so a fresh warehouse builds before the first
+    scoring, and the recommender (which reads marts this same build makes) writes into them.
+#}
+{% macro create_ml_tables() -%}
+create schema if not exists ml;
+create table if not exists ml.model_versions (
+    model_version bigint not null,
+    model_name varchar not null,
+    model_kind varchar not null,
+    status varchar not null,
+    status_reason varchar not null,
+    trained_at timestamp not null,
+    split_kind varchar not null,
+    window_start_at timestamp not null,
+    window_end_at timestamp not null,
+    holdout_start_at timestamp,
+    train_listens bigint not null,
+    train_users bigint not null,
+    train_tracks bigint not null,
+    holdout_users bigint not null,
+    holdout_tracks bigint not null,
+    hyperparameters json not null,
+    recall_at_10 double not null,
+    ndcg_at_10 double not null,
+    catalogue_coverage double not null,
+    train_seconds double not null,
+    baseline_metrics json not null,
+    artifact_path varchar not null
+);
+create table if not exists ml.recommendations (
+    user_id bigint not null,
+    rank integer not null,
+    track_id bigint not null,
+    score double not null,
+    model_version bigint not null,
+    is_cold_start boolean not null,
+    generated_at timestamp not null
+)
+{%- endmacro %}
