@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nightly.dbt_build import node_name
 from tests.support import REPO_ROOT
 
 DBT_FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
@@ -43,13 +44,6 @@ class DbtRun:
         assert not self.failures(), "\n".join(self.failures())
         assert self.returncode == 0, self.output[-3000:]
         assert self.results, f"dbt ran nothing: {self.output[-3000:]}"
-
-
-def node_name(unique_id: str) -> str:
-    """The name in a unique id: model.<project>.<name>, test.<project>.<name>.<hash>,
-    unit_test.<project>.<model>.<name>, source.<project>.<source>.<table>."""
-    kind, _, *rest = unique_id.split(".")
-    return {"test": rest[0], "unit_test": rest[-1]}.get(kind, rest[-1])
 
 
 def run_dbt(duckdb_file: Path, work_dir: Path, *args: str) -> DbtRun:
