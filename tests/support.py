@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
+CONTRACT_DIR = REPO_ROOT / "dev_api" / "contract"
 
 
 def query(path: Path, sql: str, *params: object) -> list[tuple]:

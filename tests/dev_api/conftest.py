@@ -13,7 +13,7 @@ import pytest
 from dev_api import DevApiServer, running_api
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CONTRACT_DIR = REPO_ROOT / ".." / "shared" / "moovitamix"
+CONTRACT_DIR = REPO_ROOT / "dev_api" / "contract"
 
 
 @dataclass

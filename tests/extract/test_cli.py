@@ -13,7 +13,7 @@ import pytest
 from dev_api.faults import FOREVER, Fault, FaultPlan
 from dev_api.server import running_api
 from extract.endpoints import ENDPOINTS, LISTEN_HISTORY, USERS
-from tests.support import REPO_ROOT, SHARED, query
+from tests.support import CONTRACT_DIR, REPO_ROOT, query
 
 
 def run_cli(data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -84,7 +84,7 @@ def test_a_configured_api_is_used_and_a_failure_exits_non_zero_without_the_token
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.name)
 def test_the_contract_samples_pass_the_record_check(endpoint) -> None:
     sample = json.loads(
-        (SHARED / "moovitamix/samples" / f"{endpoint.name}_page1_size3.json").read_text()
+        (CONTRACT_DIR / "samples" / f"{endpoint.name}_page1_size3.json").read_text()
     )
     assert [endpoint.check(record) for record in sample["items"]] == [None, None, None]
     table, bad = endpoint.split(sample["items"])
@@ -92,9 +92,7 @@ def test_the_contract_samples_pass_the_record_check(endpoint) -> None:
 
 
 def test_the_record_check_names_what_is_wrong() -> None:
-    user = json.loads((SHARED / "moovitamix/samples/users_page1_size3.json").read_text())["items"][
-        0
-    ]
+    user = json.loads((CONTRACT_DIR / "samples/users_page1_size3.json").read_text())["items"][0]
     assert USERS.check({**user, "id": None}) == "field 'id' is null: None"
     assert USERS.check({**user, "updated_at": "yesterday"}) == (
         "field 'updated_at' is not an ISO-8601 date-time: 'yesterday'"
@@ -124,7 +122,7 @@ def test_the_record_check_names_what_is_wrong() -> None:
 
 
 def test_a_bad_record_anywhere_on_a_page_is_caught_and_hashes_do_not_depend_on_the_path() -> None:
-    sample = json.loads((SHARED / "moovitamix/samples/listen_history_page1_size3.json").read_text())
+    sample = json.loads((CONTRACT_DIR / "samples/listen_history_page1_size3.json").read_text())
     sound = sample["items"]
     missing_items = {k: v for k, v in sound[1].items() if k != "items"}
     table, bad = LISTEN_HISTORY.split([sound[0], missing_items, sound[2]])
