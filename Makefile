@@ -4,8 +4,6 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 export DBT_PROFILES_DIR ?= $(CURDIR)
-# The data folder (as extract/settings.py resolves it): the nightly run lock lives there.
-DATA_DIR := $(or $(MOOVITAMIX_DATA_DIR),data)
 
 .DEFAULT_GOAL := help
 
@@ -49,15 +47,19 @@ train: install ## Retrain the recommender: fit, evaluate on one holdout, promoti
 
 .PHONY: bench-reco
 bench-reco: install ## Recommender at 100,000 dev API users: every model, both baselines, the ceiling
-	$(BIN)/python -m recommender bench $(ARGS)
+	$(BIN)/python -m benchmarks.reco_bench $(ARGS)
+
+.PHONY: dbt
+dbt: install ## Any dbt command on the configured warehouse, under the run lock (ARGS="test -s dim_users")
+	$(BIN)/python -m core.dbt $(ARGS)
 
 .PHONY: dbt-build
 dbt-build: install ## dbt build alone, on the raw data already loaded (takes the run lock)
-	mkdir -p $(DATA_DIR) && flock --nonblock --conflict-exit-code 75 $(DATA_DIR)/nightly.lock $(BIN)/dbt build
+	$(BIN)/python -m core.dbt build
 
 .PHONY: docs
 docs: install ## Generate the dbt docs site into target/ (takes the run lock)
-	mkdir -p $(DATA_DIR) && flock --nonblock --conflict-exit-code 75 $(DATA_DIR)/nightly.lock $(BIN)/dbt docs generate
+	$(BIN)/python -m core.dbt docs generate
 
 .PHONY: docs-serve
 docs-serve: docs ## Serve the dbt docs on http://127.0.0.1:8080

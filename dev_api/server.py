@@ -5,6 +5,7 @@ It answers like the real FastAPI service: same paths, page envelopes, 422 bodies
 """
 
 import ipaddress
+import logging
 import re
 import select
 import socket
@@ -26,9 +27,10 @@ import orjson
 from dev_api.faults import TRANSPORT_KINDS, Fault, FaultPlan, corrupt
 from dev_api.world import ENDPOINTS, Endpoint, World
 
-OPENAPI_DOCUMENT = (Path(__file__).parent / "openapi.json").read_bytes()
+OPENAPI_DOCUMENT = (Path(__file__).parent / "contract" / "openapi.json").read_bytes()
 LISTENING_BANNER = "MooVitamix dev API listening on "
 START_TIMEOUT_SECONDS = 60  # a child that prints no banner by then is killed
+log = logging.getLogger("moovitamix.dev_api")
 
 
 class DevApiNotStarted(RuntimeError):
@@ -314,3 +316,22 @@ def start_api_process(
             f"(exit code {process.returncode}, first line {banner!r})"
         )
     return process, banner.removeprefix(LISTENING_BANNER).strip()
+
+
+@contextmanager
+def serve_next_day(day_file: Path) -> Iterator[str]:
+    """Serve the dev API's next simulated day in a child process, for one night's extraction.
+
+    The day counter lives in `day_file` (day 0 first), so a fresh clone's nights show night after
+    night of change; it advances only when the block ends without an error.
+    """
+    day = int(day_file.read_text()) if day_file.exists() else 0
+    process, url = start_api_process(day=day)
+    log.info("no API configured: serving the dev API's day %d at %s", day, url)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    day_file.parent.mkdir(parents=True, exist_ok=True)
+    day_file.write_text(f"{day + 1}\n")

@@ -1,20 +1,22 @@
 """`python -m extract` (`make extract`): load the MooVitamix API into the raw schema, alone.
 
-It takes the nightly run lock, since DuckDB allows one writer. Exit codes: 0 loaded,
-1 extraction failed (nothing merged), 2 the dev API did not start, 75 a run holds the lock.
+It takes the run lock, since DuckDB allows one writer. With no API configured it serves the dev
+API's next day (like the nightly job). Exit codes: 0 loaded, 1 extraction failed (nothing
+merged), 2 the dev API did not start, 75 a run holds the lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 
-from dev_api.server import DevApiNotStarted
-from extract import settings
-from extract.api import tonights_api
+from core.lock import LockHeld, exclusive
+from core.paths import Paths
+from dev_api.server import DevApiNotStarted, serve_next_day
 from extract.pipeline import make_pipeline, run_extraction
+from extract.settings import SourceSettings
 from extract.source import ExtractionError
-from nightly.lock import LockHeld, exclusive
 
 log = logging.getLogger("moovitamix.extract")
 
@@ -25,10 +27,16 @@ EXIT_LOCKED = 75
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    paths, source = Paths.resolve(), SourceSettings.resolve()
+    api = (
+        contextlib.nullcontext(source.api_url)
+        if source.api_url
+        else serve_next_day(paths.dev_api_day_file)
+    )
     try:
-        with exclusive(settings.NIGHTLY_LOCK_FILE), tonights_api() as (url, token):
-            pipeline = make_pipeline(settings.DUCKDB_PATH, settings.PIPELINES_DIR)
-            summary = run_extraction(pipeline, url, token)
+        with exclusive(paths.lock_file), api as url:
+            pipeline = make_pipeline(paths.warehouse, paths.pipelines_dir)
+            summary = run_extraction(pipeline, url, source.api_token)
     except LockHeld as exc:
         log.error("%s; try again when it has finished", exc)
         return EXIT_LOCKED

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import dlt
 
+from core.warehouse import RAW_SCHEMA
 from extract.endpoints import ENDPOINTS, Endpoint
 from extract.source import (
     QUARANTINE_TABLE,
@@ -28,7 +29,6 @@ from extract.source import (
 log = logging.getLogger("moovitamix.extract")
 
 PIPELINE_NAME = "moovitamix"
-RAW_SCHEMA = "raw"
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,17 @@ class TableChanges:
     quarantined: int
     error_responses: int  # failed attempts (error answers, timeouts, 429s) that dlt retried
     rate_limited: int  # of which 429s
+
+
+@dataclass(frozen=True)
+class VerifiedExtraction:
+    """Tonight's package, extracted and checked complete, not yet loaded: what `load_verified`
+    merges. `recovered` counts the interrupted run's packages completed first."""
+
+    pipeline: dlt.Pipeline
+    reports: dict[str, EndpointReport]
+    recovered: int
+    started: float  # time.monotonic() when the extraction began
 
 
 @dataclass(frozen=True)
@@ -109,19 +120,15 @@ def run_extraction(
     pipeline: dlt.Pipeline, api_url: str, api_token: str | None = None
 ) -> ExtractionSummary:
     """Extract all endpoints from `api_url` and merge them into raw, all or nothing."""
-    started = time.monotonic()
-    recovered = recover_pending_packages(pipeline)
-    reports = extract_verified(pipeline, api_url, api_token)
-    return load_verified(pipeline, reports, recovered, started)
+    return load_verified(extract_verified(pipeline, api_url, api_token))
 
 
-def load_verified(
-    pipeline: dlt.Pipeline, reports: dict[str, EndpointReport], recovered: int, started: float
-) -> ExtractionSummary:
+def load_verified(extraction: VerifiedExtraction) -> ExtractionSummary:
     """Normalise and merge the package `extract_verified` checked, prune, and count the changes.
 
     Split from `run_extraction` so that a caller can time (and gate) extraction and loading apart.
     """
+    pipeline, reports = extraction.pipeline, extraction.reports
     pipeline.normalize()
     load_info = pipeline.load()
     load_id = load_info.loads_ids[-1]
@@ -129,8 +136,8 @@ def load_verified(
     return ExtractionSummary(
         load_id=load_id,
         tables=tuple(_table_changes(pipeline, load_id, e, reports[e.name]) for e in ENDPOINTS),
-        seconds=time.monotonic() - started,
-        recovered_packages=recovered,
+        seconds=time.monotonic() - extraction.started,
+        recovered_packages=extraction.recovered,
         unknown_fields={
             name: frozenset(r.unknown_fields) for name, r in reports.items() if r.unknown_fields
         },
@@ -183,8 +190,11 @@ def prune_superseded_lists(pipeline: dlt.Pipeline) -> None:
 
 def extract_verified(
     pipeline: dlt.Pipeline, api_url: str, api_token: str | None
-) -> dict[str, EndpointReport]:
-    """Extract into a local package and check it is complete; re-read once if the API moved."""
+) -> VerifiedExtraction:
+    """Complete an interrupted run's verified package, then extract tonight's into a local
+    package and check it is complete; re-read once if the API moved."""
+    started = time.monotonic()
+    recovered = recover_pending_packages(pipeline)
     for attempt in (1, 2):
         reports: dict[str, EndpointReport] = {}
         try:
@@ -194,7 +204,7 @@ def extract_verified(
             )
             for report in reports.values():
                 report.check_complete()
-            return reports
+            return VerifiedExtraction(pipeline, reports, recovered, started)
         except Exception as exc:
             pipeline.abort_packages()
             cause = _extraction_cause(exc)

@@ -218,7 +218,8 @@ def _record_page(page: _Page, endpoint: Endpoint, report: EndpointReport, starte
         )
     rows = page.table.num_rows + len(page.quarantined)
     if rows == 0 and page.number <= page.pages:
-        raise ExtractionError(f"{where}: empty page before the last one; the read is truncated")
+        position = "the last page" if page.number == page.pages else "a page before the last one"
+        raise ExtractionError(f"{where}: {position} is empty; the read is truncated")
     keys = page.table.column(endpoint.key).to_pylist()
     before = len(report.keys)
     report.keys.update(keys)

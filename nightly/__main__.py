@@ -11,13 +11,13 @@ import logging
 import sys
 
 from nightly.runner import run_night
-from nightly.settings import NightlySettings
+from nightly.settings import NightConfig
 from nightly.steps import STEPS
 
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    return run_night(STEPS, NightlySettings.from_config())
+    return run_night(STEPS, NightConfig.resolve()).exit_code
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from core.dbt import NodeResult
+
 log = logging.getLogger("moovitamix.nightly")
 T = TypeVar("T")
 
@@ -60,19 +62,6 @@ class TableVolume:
     retried_requests: int | None = None
     rate_limited_requests: int | None = None
     listens: int | None = None  # listen_history: listens in the current lists
-
-
-@dataclass
-class NodeResult:
-    """One dbt node's outcome in `run_results.json`: a model, test or unit test."""
-
-    unique_id: str
-    resource_type: str
-    name: str
-    status: str
-    seconds: float
-    failures: int | None
-    message: str | None
 
 
 @dataclass

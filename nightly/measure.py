@@ -11,11 +11,8 @@ from pathlib import Path
 
 import duckdb
 
+from core.warehouse import ANALYST_SCHEMAS, RAW_SCHEMA
 from extract.endpoints import ENDPOINTS
-from extract.pipeline import RAW_SCHEMA
-
-# The schemas analysts read, and the nightly job publishes, besides the run record's `ops`.
-ANALYST_SCHEMAS = ("marts", "features", "ml")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from nightly.dbt_build import failed_and_warned_tests
+from core.dbt import failed_and_warned_tests
 from nightly.ledger import RunRecord
 
 OPS_SCHEMA = "ops"

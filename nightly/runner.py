@@ -14,13 +14,13 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
 
-from extract import settings as paths
-from nightly import alerts, lock, ops_tables
-from nightly.checks import duration_finding
+from core import lock
+from core.dbt import DbtRun
+from extract.pipeline import ExtractionSummary, VerifiedExtraction
+from nightly import alerts, ops_tables
 from nightly.ledger import (
     ERROR,
     FAILED,
@@ -37,7 +37,7 @@ from nightly.ledger import (
     last_successes,
     utc_now,
 )
-from nightly.settings import NightlySettings
+from nightly.settings import NightConfig, NightlySettings
 
 log = logging.getLogger("moovitamix.nightly")
 
@@ -57,14 +57,21 @@ class Interrupted(BaseException):
 
 @dataclass
 class NightlyRun:
-    """The run in progress, handed to every step."""
+    """The run in progress, handed to every step; each step's result is a typed field that the
+    steps after it read."""
 
     record: RunRecord
-    settings: NightlySettings
+    config: NightConfig
     ledger: Ledger
     earlier: list[RunRecord]  # every earlier run, oldest first
     lock_descriptor: int  # for child processes that must hold the run lock while they work
-    carry: dict[str, Any] = field(default_factory=dict)  # what a step hands to a later one
+    extraction: VerifiedExtraction | None = None  # extract: tonight's verified package
+    loaded: ExtractionSummary | None = None  # load: what raw gained and lost
+    build: DbtRun | None = None  # dbt_build: every node's result
+
+    @property
+    def settings(self) -> NightlySettings:
+        return self.config.nightly
 
     def add(self, findings: Iterable[Finding | None], step: str | None = None) -> None:
         """Record findings, stamped with the step that made them."""
@@ -78,17 +85,23 @@ class NightlyRun:
     def has_data_error(self) -> bool:
         return bool(self.record.findings_at(ERROR))
 
+    def data_error_summary(self) -> str | None:
+        """Why tonight's data is refused (the first data-quality error), or None."""
+        errors = self.record.findings_at(ERROR)
+        if not errors:
+            return None
+        return f"{len(errors)} data-quality error(s) tonight, first: {errors[0].message}"
+
     def history(self) -> list[RunRecord]:
         """The trailing successful runs the checks compare with."""
         return last_successes(self.earlier, self.settings.history_runs)
 
     def records_as_published(self) -> list[RunRecord]:
-        """Every record, this run's marked with the outcome it has if publishing succeeds (its
-        finish is the publish: only the swap and the ledger's last write come after)."""
+        """Every record, this run's marked with the outcome it has if publishing succeeds; it has
+        not finished yet, so its `finished_at` stays null in the analysts' copy."""
         outcome = WARNED if self.record.findings_at(WARNING) else SUCCESS
-        now = utc_now()
         published = replace(
-            self.record, status=outcome, published_at=now, finished_at=now, exit_code=EXIT_SUCCESS
+            self.record, status=outcome, published_at=utc_now(), exit_code=EXIT_SUCCESS
         )
         return [*self.earlier, published]
 
@@ -103,13 +116,25 @@ class Step:
 _LOG_LEVELS = {INFO: logging.INFO, WARNING: logging.WARNING, ERROR: logging.ERROR}
 
 
-def run_night(steps: Sequence[Step], settings: NightlySettings) -> int:
-    """Run `steps` once under the run lock; returns the exit code."""
-    ledger = Ledger(paths.RUNS_DIR)
+@dataclass(frozen=True)
+class NightOutcome:
+    """How a night ended: its exit code, its run record (also in the ledger), and dbt's results
+    when the night got as far as its build."""
+
+    exit_code: int
+    record: RunRecord
+    build: DbtRun | None = None
+
+
+def run_night(steps: Sequence[Step], config: NightConfig) -> NightOutcome:
+    """Run `steps` once under the run lock, recorded in the ledger; the one way to run a night
+    (the job, the tests' fixtures and the benchmarks all call it)."""
+    paths = config.paths
+    ledger = Ledger(paths.runs_dir)
     record = RunRecord.start()
     try:
-        with lock.exclusive(paths.NIGHTLY_LOCK_FILE) as descriptor:
-            run = NightlyRun(record, settings, ledger, ledger.records(), descriptor)
+        with lock.exclusive(paths.lock_file) as descriptor:
+            run = NightlyRun(record, config, ledger, ledger.records(), descriptor)
             ledger.write(record)
             log.info("nightly run %s started", record.run_id)
             _close_interrupted_runs(run)
@@ -117,10 +142,10 @@ def run_night(steps: Sequence[Step], settings: NightlySettings) -> int:
             with _terminate_raises():
                 exit_code = _run_steps(run, steps)
             _finish(run, exit_code)
-            return exit_code
+            return NightOutcome(exit_code, record, run.build)
     except lock.LockHeld as exc:
-        _refuse(record, ledger, settings, exc)
-        return EXIT_LOCKED
+        _refuse(record, ledger, config.nightly, exc)
+        return NightOutcome(EXIT_LOCKED, record)
 
 
 def _run_steps(run: NightlyRun, steps: Sequence[Step]) -> int:
@@ -159,8 +184,6 @@ def _finish(run: NightlyRun, exit_code: int) -> None:
     record, settings = run.record, run.settings
     record.finished_at = utc_now()
     record.current_step = None
-    if exit_code == EXIT_SUCCESS:
-        run.add([duration_finding(record.seconds or 0.0, run.history(), settings)], "finish")
     if exit_code == EXIT_DATA_QUALITY:
         errors = record.findings_at(ERROR)
         record.failing_step = errors[0].step
@@ -176,7 +199,7 @@ def _finish(run: NightlyRun, exit_code: int) -> None:
     if record.alert:
         alerts.send(record.alert, settings.alert_webhook_url)
     try:
-        ops_tables.materialise(paths.DUCKDB_PATH, run.ledger.records())
+        ops_tables.materialise(run.config.paths.warehouse, run.ledger.records())
     except Exception as exc:  # the ledger holds the record; ops catches up next run
         log.warning("could not refresh the ops schema of the warehouse: %s", exc)
 

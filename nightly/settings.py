@@ -7,10 +7,14 @@ or under `[nightly]` in `.dlt/config.toml`. The webhook URL is a secret: environ
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import dlt
+from core.config import SECRET, resolve
+from core.paths import Paths
+from extract.settings import SourceSettings
+from recommender.settings import Settings as RecommenderSettings
 
 SECTION = "nightly"
 
@@ -40,17 +44,44 @@ class NightlySettings:
     # alert on warnings too, not only on failures and data-quality errors
     alert_on_warning: bool = True
     # Slack-style incoming webhook; None: alerts go to the log only
-    alert_webhook_url: str | None = field(default=None, repr=False)
+    alert_webhook_url: str | None = field(default=None, repr=False, metadata=SECRET)
 
     @classmethod
     def from_config(cls) -> NightlySettings:
         """Defaults, overridden by whatever dlt's providers (environment, .dlt/*.toml) hold."""
-        values: dict[str, Any] = {}
-        for setting in fields(cls):
-            if setting.name == "alert_webhook_url":
-                value = dlt.secrets.get(f"{SECTION}.{setting.name}", str)
-            else:
-                value = dlt.config.get(f"{SECTION}.{setting.name}", type(setting.default))
-            if value is not None:
-                values[setting.name] = value
-        return cls(**values)
+        return resolve(cls, SECTION)
+
+
+@dataclass(frozen=True)
+class NightConfig:
+    """Everything one night needs: where, which API, and each layer's settings."""
+
+    paths: Paths
+    nightly: NightlySettings
+    source: SourceSettings
+    recommender: RecommenderSettings
+
+    @classmethod
+    def resolve(cls) -> NightConfig:
+        """The configured night (what `make elt` runs)."""
+        paths = Paths.resolve()
+        return cls(
+            paths=paths,
+            nightly=NightlySettings.from_config(),
+            source=SourceSettings.resolve(),
+            recommender=RecommenderSettings.from_config(paths),
+        )
+
+    @classmethod
+    def for_data_dir(
+        cls, data_dir: Path, api_url: str | None = None, **recommender: Any
+    ) -> NightConfig:
+        """A night in `data_dir` against `api_url` (tests and benchmarks); thresholds configured
+        as usual, recommender settings overridden by `recommender` fields."""
+        paths = Paths.under(data_dir)
+        return cls(
+            paths=paths,
+            nightly=NightlySettings.from_config(),
+            source=SourceSettings(api_url=api_url),
+            recommender=RecommenderSettings.from_config(paths, **recommender),
+        )

@@ -13,12 +13,14 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from extract import settings as paths
+from core import lock
+from core.dbt import failed_and_warned_tests
+from core.paths import Paths
+from core.warehouse import RAW_SCHEMA
 from extract.endpoints import ENDPOINTS
-from extract.pipeline import RAW_SCHEMA
-from nightly import alerts, lock
-from nightly.dbt_build import failed_and_warned_tests
+from nightly import alerts
 from nightly.ledger import RUNNING, Ledger, RunRecord, utc_now
 from nightly.settings import NightlySettings
 
@@ -45,11 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = NightlySettings.from_config()
     # probed on both sides of the read, so a run that starts or ends meanwhile is still running
-    held_before = lock.is_held(paths.NIGHTLY_LOCK_FILE)
-    records = Ledger(paths.RUNS_DIR).records()
-    run_in_progress = held_before or lock.is_held(paths.NIGHTLY_LOCK_FILE)
+    paths = Paths.resolve()
+    held_before = lock.is_held(paths.lock_file)
+    records = Ledger(paths.runs_dir).records()
+    run_in_progress = held_before or lock.is_held(paths.lock_file)
     now = utc_now()
-    freshness = source_freshness(records, now, settings.stale_after_hours)
+    freshness = source_freshness(records, now, settings.stale_after_hours, paths.analytics)
+    print(f"Nightly runs, newest first ({paths.runs_dir}):")
     print(render_runs(records[-args.runs :], run_in_progress, now))
     print()
     print(render_freshness(freshness, now, settings.stale_after_hours))
@@ -63,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def source_freshness(
-    records: Sequence[RunRecord], now: datetime, stale_after_hours: float
+    records: Sequence[RunRecord], now: datetime, stale_after_hours: float, analytics: Path
 ) -> list[Freshness]:
     """Each raw table's last successful load and the analysts' file's last publish."""
     limit = timedelta(hours=stale_after_hours)
@@ -77,7 +81,7 @@ def source_freshness(
     }
     published = max((r.published_at for r in records if r.published_at), default=None)
     return [entry(table, "loaded", at) for table, at in loads.items()] + [
-        entry(str(paths.ANALYTICS_DUCKDB_PATH), "published", published)
+        entry(str(analytics), "published", published)
     ]
 
 
@@ -109,9 +113,7 @@ def render_runs(records: Sequence[RunRecord], run_in_progress: bool, now: dateti
                 problem,
             ]
         )
-    return f"Nightly runs, newest first ({paths.RUNS_DIR}):\n" + _columns(
-        lines, right={3, 4, 5, 6, 7}
-    )
+    return _columns(lines, right={3, 4, 5, 6, 7})
 
 
 def render_freshness(

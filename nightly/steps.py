@@ -1,26 +1,21 @@
 """The nightly job's steps, in order: one line each in STEPS, so adding a step is one line.
 
-Each function is the glue between the run and the module that does the work. They all write
-the private warehouse only; `publish` alone writes the analysts' file, and only when no earlier
-step found a data-quality error.
+Each function is the glue between the run and the module that does the work; it leaves its
+result in a typed field of the run for the steps after it. They all write the private warehouse
+only; `publish` alone writes the analysts' file, and only when no earlier step found a
+data-quality error. With no API configured, `extract` serves the dev API's next day.
 """
 
 from __future__ import annotations
 
-import time
+import contextlib
 
-from extract import settings as paths
-from extract.api import tonights_api
-from extract.pipeline import (
-    RAW_SCHEMA,
-    extract_verified,
-    load_verified,
-    make_pipeline,
-    recover_pending_packages,
-)
+from core.dbt import FAILED_STATUSES, run_dbt
+from core.warehouse import RAW_SCHEMA
+from dev_api.server import serve_next_day
+from extract.pipeline import extract_verified, load_verified, make_pipeline
 from extract.source import ExtractionError
-from nightly.checks import listens_finding, new_test_warnings, volume_findings
-from nightly.dbt_build import FAILED_STATUSES, describe, run_build
+from nightly.checks import duration_finding, listens_finding, new_test_warnings, volume_findings
 from nightly.ledger import ERROR, Finding, TableVolume, utc_now
 from nightly.measure import measure
 from nightly.publish import publish as publish_snapshot
@@ -32,21 +27,24 @@ LISTEN_HISTORY_TABLE = f"{RAW_SCHEMA}.listen_history"
 
 def extract(run: NightlyRun) -> None:
     """Finish an interrupted run's verified package, then read the API into a verified package."""
-    pipeline = make_pipeline(paths.DUCKDB_PATH, paths.PIPELINES_DIR)
-    started = time.monotonic()
-    recovered = recover_pending_packages(pipeline)
+    paths, source = run.config.paths, run.config.source
+    pipeline = make_pipeline(paths.warehouse, paths.pipelines_dir)
+    api = (
+        contextlib.nullcontext(source.api_url)
+        if source.api_url
+        else serve_next_day(paths.dev_api_day_file)
+    )
     try:
-        with tonights_api() as (url, token):
-            reports = extract_verified(pipeline, url, token)
+        with api as url:
+            run.extraction = extract_verified(pipeline, url, source.api_token)
     except ExtractionError as exc:
         raise StepFailed(f"extraction failed, raw tables unchanged: {exc}") from exc
-    run.carry["extraction"] = (pipeline, reports, recovered, started)
 
 
 def load(run: NightlyRun) -> None:
     """Merge the verified package into raw and record what each table gained and lost."""
-    pipeline, reports, recovered, started = run.carry.pop("extraction")
-    summary = load_verified(pipeline, reports, recovered, started)
+    assert run.extraction is not None, "load runs after extract"
+    summary = run.loaded = load_verified(run.extraction)
     print(summary.render())
     run.record.load_id = summary.load_id
     run.record.volumes = [
@@ -67,22 +65,20 @@ def load(run: NightlyRun) -> None:
 
 def dbt_build(run: NightlyRun) -> None:
     """`dbt build`; a model that fails is a failed step, a test that fails a data-quality error."""
-    build = run_build(
-        paths.DUCKDB_PATH, paths.DBT_TARGET_DIR, paths.DBT_LOG_DIR, (run.lock_descriptor,)
-    )
+    build = run.build = run_dbt(run.config.paths, "build", inherit_fds=(run.lock_descriptor,))
     run.record.nodes = list(build.nodes)
     print(build.render())
     if broken := build.broken_models():
         raise StepFailed(
             f"dbt build: {len(broken)} model(s) failed, first {broken[0].name}: "
-            f"{describe(broken[0])}"
+            f"{broken[0].describe()}"
         )
     failed_tests = build.tests(*FAILED_STATUSES)
     if build.returncode != 0 and not failed_tests:  # dbt itself failed (parse, connection...)
         raise StepFailed(f"dbt build exited {build.returncode}: see its output above")
     previous = next((r for r in reversed(run.earlier) if r.nodes), None)
     run.add(
-        Finding("dbt_test", ERROR, node.name, f"dbt test {node.name} failed: {describe(node)}")
+        Finding("dbt_test", ERROR, node.name, f"dbt test {node.name} failed: {node.describe()}")
         for node in failed_tests
     )
     run.add(new_test_warnings(build.nodes, previous))
@@ -99,7 +95,7 @@ def checks(run: NightlyRun) -> None:
         ),
         None,
     )
-    measured = measure(paths.DUCKDB_PATH, previous.load_id if previous else None)
+    measured = measure(run.config.paths.warehouse, previous.load_id if previous else None)
     for table, rows in measured.table_rows.items():
         volume = run.record.volume(table)
         if volume is None:
@@ -120,15 +116,18 @@ def checks(run: NightlyRun) -> None:
 
 def scoring(run: NightlyRun) -> None:
     """Score every user with the champion (training one first on a fresh warehouse), retrain when
-    due; after a data-quality error it scores nothing and says yesterday's recommendations stay."""
-    print(recommend_tonight(build_succeeded=not run.has_data_error).render())
+    due; after a data-quality error it scores nothing and says which error and that yesterday's
+    recommendations stay."""
+    print(recommend_tonight(run.config.recommender, run.data_error_summary()).render())
 
 
 def publish(run: NightlyRun) -> None:
-    """Swap in a new analysts' file (runs only when no step found a data-quality error)."""
-    publication = publish_snapshot(
-        paths.DUCKDB_PATH, paths.ANALYTICS_DUCKDB_PATH, run.records_as_published()
-    )
+    """Judge the night's duration, then swap in a new analysts' file (runs only when no step
+    found a data-quality error), so the published run record says what the ledger will."""
+    elapsed = (utc_now() - run.record.started_at).total_seconds()
+    run.add([duration_finding(elapsed, run.history(), run.settings)])
+    paths = run.config.paths
+    publication = publish_snapshot(paths.warehouse, paths.analytics, run.records_as_published())
     run.record.published_at = utc_now()
     print(publication.render())
 
@@ -141,3 +140,9 @@ STEPS: tuple[Step, ...] = (
     Step("scoring", scoring, after_data_error=True),
     Step("publish", publish),
 )
+
+
+def steps_through(last: str) -> tuple[Step, ...]:
+    """STEPS up to and including `last` (tests and benchmarks that need only part of a night)."""
+    names = [step.name for step in STEPS]
+    return STEPS[: names.index(last) + 1]

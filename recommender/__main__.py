@@ -1,4 +1,4 @@
-"""`python -m recommender {score,train,bench}`.
+"""`python -m recommender {score,train}` (`make recommend`, `make train`).
 
 Exit codes: 0 done, 1 an error the recommender cannot work around (printed), 2 scoring refused
 because the dbt build failed (`score --build-failed`; yesterday's recommendations stay), 75 the
@@ -8,11 +8,13 @@ nightly job (or another score/train) holds the run lock: DuckDB takes one writer
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 
-from extract.settings import NIGHTLY_LOCK_FILE
-from nightly.lock import LockHeld, exclusive
-from recommender import RecommenderError, bench
+from core.config import SettingsError
+from core.lock import LockHeld, exclusive
+from core.paths import Paths
+from recommender import RecommenderError
 from recommender.scoring import score
 from recommender.settings import Settings
 from recommender.training import train
@@ -34,27 +36,41 @@ def main(argv: list[str] | None = None) -> int:
         help="tonight's dbt build failed: score nothing, keep yesterday's recommendations",
     )
     commands.add_parser("train", help="fit and evaluate every model, then run the promotion gate")
-    bench.add_arguments(
-        commands.add_parser("bench", help="measure every model and the ceiling on dev API data")
+    commands.add_parser(
+        "bench", help="deprecated: use `make bench-reco` (python -m benchmarks.reco_bench)"
     )
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "bench":
+        return _deprecated_bench(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
-        if args.command == "bench":
-            return bench.run(args)
-        settings = Settings.from_env()
-        with exclusive(NIGHTLY_LOCK_FILE):
+        paths = Paths.resolve()
+        settings = Settings.from_config(paths)
+        with exclusive(paths.lock_file):
             if args.command == "train":
                 print(train(settings).render())
                 return 0
-            report = score(settings, build_succeeded=not args.build_failed)
+            report = score(settings, "tonight's dbt build failed" if args.build_failed else None)
         print(report.render())
         return 0 if report.scored else EXIT_REFUSED
     except LockHeld as error:
         print(f"recommender: {error}; try again when it has finished", file=sys.stderr)
         return EXIT_LOCKED
-    except RecommenderError as error:
+    except (RecommenderError, SettingsError) as error:
         print(f"recommender: {error}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _deprecated_bench(arguments: list[str]) -> int:
+    """`python -m recommender bench` moved to benchmarks/ (it runs whole nights): still works."""
+    print(
+        "recommender: `python -m recommender bench` is deprecated and will be removed: use "
+        "`make bench-reco` or `python -m benchmarks.reco_bench`",
+        file=sys.stderr,
+    )
+    command = [sys.executable, "-m", "benchmarks.reco_bench", *arguments]
+    return subprocess.run(command, check=False).returncode
 
 
 if __name__ == "__main__":

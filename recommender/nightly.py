@@ -1,6 +1,5 @@
-"""The recommender's part of the nightly job, run after `dbt build`: score, then maybe retrain.
-
-nightly/__main__.py calls `run(build_succeeded=...)` once the build has finished.
+"""The recommender's part of the nightly job, run after `dbt build` and the checks: score, then
+maybe retrain. The nightly job's `scoring` step calls `run`.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from recommender.warehouse import listens_first_seen_after, model_versions
 
 @dataclass(frozen=True)
 class NightlyReport:
-    """The recommender's lines of the night's summary; `scored` is False after a failed build."""
+    """The recommender's lines of the night's summary; `scored` is False on refused data."""
 
     scored: bool
     lines: tuple[str, ...]
@@ -26,11 +25,11 @@ class NightlyReport:
         return "\n".join(self.lines)
 
 
-def run(build_succeeded: bool, settings: Settings | None = None) -> NightlyReport:
+def run(settings: Settings, refused: str | None = None) -> NightlyReport:
     """Score every user with the champion (training one first on a fresh warehouse), then
-    retrain when `retrain_due` says so, and score again if the retraining promoted a model."""
-    settings = settings or Settings.from_env()
-    scoring = score(settings, build_succeeded)
+    retrain when `retrain_due` says so, and score again if the retraining promoted a model.
+    With `refused` (why tonight's data failed its checks) it scores nothing and says why."""
+    scoring = score(settings, refused)
     lines = [scoring.render()]
     if not scoring.scored:
         return NightlyReport(False, tuple(lines))

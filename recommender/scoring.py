@@ -31,7 +31,8 @@ from recommender.warehouse import (
 
 @dataclass(frozen=True)
 class ScoringReport:
-    """What a scoring run did: refused (the build failed), or wrote tonight's recommendations."""
+    """What a scoring run did: refused (tonight's data failed its checks), or wrote tonight's
+    recommendations."""
 
     scored: bool
     message: str
@@ -43,16 +44,17 @@ class ScoringReport:
         return f"No champion yet: bootstrap training.\n{self.bootstrap.render()}\n{self.message}"
 
 
-def score(settings: Settings, build_succeeded: bool = True) -> ScoringReport:
-    """Replace ml.recommendations with the champion's; never after a failed dbt build.
+def score(settings: Settings, refused: str | None = None) -> ScoringReport:
+    """Replace ml.recommendations with the champion's; never when tonight's data is refused
+    (`refused` says why: a failed dbt test, a volume check's error).
 
     With no champion yet (a fresh clone's first night), a training run picks one first.
     """
     database = settings.duckdb_path
-    if not build_succeeded:
+    if refused:
         return ScoringReport(
             scored=False,
-            message="dbt build failed: no scoring on data that failed its tests; "
+            message=f"{refused}: no scoring on data that failed its checks; "
             f"yesterday's recommendations stay ({recommendations_state(database).describe()})",
         )
     started = time.monotonic()

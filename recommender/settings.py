@@ -1,17 +1,22 @@
-"""The recommender's settings in one place: defaults, each overridable by an environment variable.
+"""The recommender's settings in one place: defaults, each overridable like every other setting.
 
-`Settings.from_env()` reads them once per command; tests build a `Settings` with their own paths.
+`Settings.from_config(paths)` resolves them through core.config (section `recommender`:
+environment `RECOMMENDER__TOP_K=10`, or `[recommender] top_k = 10` in `.dlt/config.toml`); the
+older `RECOMMENDER_TOP_K` form still works, with a deprecation warning. Tests build a `Settings`
+with their own paths.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from extract import settings as extract_settings
+from core.config import SettingsError, resolve
+from core.paths import Paths
+
+SECTION = "recommender"
+LEGACY_ENV_PREFIX = "RECOMMENDER_"  # RECOMMENDER_TOP_K, before sections: deprecated
 
 # The candidates every training run fits and evaluates, by name: a model kind of
 # recommender/models.py (als, or co_listen for an item-item candidate) and its hyper-parameters.
@@ -31,17 +36,14 @@ DEFAULT_CANDIDATES: dict[str, dict[str, Any]] = {
 }
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(f"RECOMMENDER_{name}", default)
-
-
 @dataclass(frozen=True)
 class Settings:
     """Where the recommender reads and writes, and the knobs of scoring, training and the gate."""
 
-    duckdb_path: Path = field(default_factory=lambda: extract_settings.DUCKDB_PATH)
-    # versioned artifacts, data/models/<version>/, in the git-ignored data folder
-    models_dir: Path = field(default_factory=lambda: extract_settings.DATA_DIR / "models")
+    # the private warehouse (core.paths.Paths.warehouse)
+    duckdb_path: Path
+    # versioned artifacts, data/models/<version>/ (core.paths.Paths.models_dir)
+    models_dir: Path
     # recommendations kept per user each night
     top_k: int = 20
     # a candidate is promoted only if its recall@10 is this share above the champion's and the
@@ -64,28 +66,24 @@ class Settings:
     co_listen_neighbours: int = 100
     candidates: dict[str, dict[str, Any]] = field(default_factory=lambda: DEFAULT_CANDIDATES)
 
+    def __post_init__(self) -> None:
+        """Refuse values the split cannot honour, naming the setting (not an IndexError later)."""
+        if not 1 <= self.holdout_nights < self.time_split_min_nights:
+            raise SettingsError(
+                f"recommender.holdout_nights is {self.holdout_nights}: it must be at least 1 and "
+                f"below recommender.time_split_min_nights ({self.time_split_min_nights}), the "
+                "loads a time split needs, so that at least one load is left to train on"
+            )
+        if not 0 < self.random_holdout_share < 1:
+            raise SettingsError(
+                f"recommender.random_holdout_share is {self.random_holdout_share}: it must be "
+                "between 0 and 1"
+            )
+
     @classmethod
-    def from_env(cls) -> Settings:
-        """Defaults overridden by RECOMMENDER_* variables (RECOMMENDER_CANDIDATES is JSON)."""
-        default = cls()
-        return cls(
-            duckdb_path=default.duckdb_path,
-            models_dir=Path(_env("MODELS_DIR", str(default.models_dir))),
-            top_k=int(_env("TOP_K", str(default.top_k))),
-            promotion_margin=float(_env("PROMOTION_MARGIN", str(default.promotion_margin))),
-            promotion_min_z=float(_env("PROMOTION_MIN_Z", str(default.promotion_min_z))),
-            retrain_share=float(_env("RETRAIN_SHARE", str(default.retrain_share))),
-            retrain_after_days=int(_env("RETRAIN_AFTER_DAYS", str(default.retrain_after_days))),
-            holdout_nights=int(_env("HOLDOUT_NIGHTS", str(default.holdout_nights))),
-            time_split_min_nights=int(
-                _env("TIME_SPLIT_MIN_NIGHTS", str(default.time_split_min_nights))
-            ),
-            random_holdout_share=float(
-                _env("RANDOM_HOLDOUT_SHARE", str(default.random_holdout_share))
-            ),
-            split_seed=int(_env("SPLIT_SEED", str(default.split_seed))),
-            co_listen_neighbours=int(
-                _env("CO_LISTEN_NEIGHBOURS", str(default.co_listen_neighbours))
-            ),
-            candidates=json.loads(_env("CANDIDATES", json.dumps(default.candidates))),
+    def from_config(cls, paths: Paths, **given: Any) -> Settings:
+        """Defaults overridden by configured values (and `given` ones), on `paths`' files."""
+        defaults = {"models_dir": paths.models_dir}
+        return resolve(
+            cls, SECTION, LEGACY_ENV_PREFIX, defaults, **{"duckdb_path": paths.warehouse, **given}
         )

@@ -1,9 +1,8 @@
 """The recommender's only contact with DuckDB: it reads dbt marts and writes schema `ml`.
 
 DuckDB allows one writing process per file, so every function opens a connection, does one
-thing and closes it again. Connections are read-write even to read: the nightly job runs dbt
-in-process, dbt-duckdb keeps its connection open, and DuckDB shares an open database only with
-connections of the same configuration.
+thing and closes it again: read-only to read (so a read never waits for, nor blocks, another
+reader), read-write only to write `ml`.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from core import warehouse
 from recommender import RecommenderError
 
 RECOMMENDATION_COLUMNS = (
@@ -35,12 +35,13 @@ RECOMMENDATION_COLUMNS = (
 
 @contextmanager
 def connect(path: Path, writes_ml: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived connection; one that writes to schema `ml` checks its tables exist.
+    """A short-lived connection: read-only, or read-write to write schema `ml`, whose tables must
+    exist.
 
     dbt defines and creates them (macro create_ml_tables) in the build that makes the marts the
     recommender reads, so a warehouse without them has not been built yet.
     """
-    with duckdb.connect(str(path)) as connection:
+    with warehouse.connect(path, read_only=not writes_ml) as connection:
         if writes_ml and not _has_ml_schema(connection):
             raise RecommenderError(
                 f"{path} has no ml tables: run `dbt build` (make elt) first, which creates them"

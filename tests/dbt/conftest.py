@@ -1,10 +1,9 @@
 """One warehouse for the dbt tests: two nights of the dev API loaded and built, once per session.
 
-The `warehouse` fixture serves the dev API over loopback, loads day D with the real extractor
-into a temp DuckDB file, runs `dbt build`, then loads day D+1 and runs an incremental
-`dbt build`; it keeps each day's API pages (read over HTTP, as a client sees them) so that the
-tests compute their expectations independently of dbt. dbt runs in a subprocess with its own
-target and log folders, so parallel test runs never share dbt's state.
+The `warehouse` fixture serves the dev API over loopback and runs the nightly job's own first
+steps (extract, load, dbt build: `run_night`) for day D in a temp data folder, then for day D+1
+(an incremental build); it keeps each day's API pages (read over HTTP, as a client sees them) so
+that the tests compute their expectations independently of dbt.
 """
 
 from __future__ import annotations
@@ -16,8 +15,10 @@ import pytest
 from dev_api.faults import FOREVER, Fault, FaultPlan
 from dev_api.server import running_api
 from dev_api.world import World
-from extract.pipeline import make_pipeline, run_extraction
-from tests.dbt.support import ApiDay, Warehouse, run_dbt
+from nightly.runner import NightOutcome, run_night
+from nightly.settings import NightConfig
+from nightly.steps import steps_through
+from tests.dbt.support import ApiDay, Warehouse, assert_ok
 
 # A small world, big enough for every case: new listens, new users, users deleted upstream.
 WORLD = {"users": 300, "tracks": 200, "seed": 42}
@@ -42,31 +43,35 @@ def next_day_nulls() -> FaultPlan:
     )
 
 
+def built_night(config: NightConfig) -> NightOutcome:
+    """Extract, load and dbt build one night, as the nightly job does."""
+    outcome = run_night(steps_through("dbt_build"), config)
+    assert outcome.build is not None and outcome.record.load_id, outcome.record.error_message
+    return outcome
+
+
 @pytest.fixture(scope="session")
 def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
     work_dir = tmp_path_factory.mktemp("dbt")
-    duckdb_file = work_dir / "moovitamix.duckdb"
-    pipeline = make_pipeline(duckdb_file, work_dir / "dlt")
     world = World(**WORLD)
     day_number = day_with_a_deletion(world)
     world.day = day_number
     with running_api(world) as api:
+        config = NightConfig.for_data_dir(work_dir, api_url=api.url)
         day = ApiDay.read(api.url)
-        first_load = run_extraction(pipeline, api.url)
-        first_build = run_dbt(duckdb_file, work_dir, "build")
-        first_build.assert_ok()
+        first = built_night(config)
+        assert_ok(first.build)
         api.set_day(day_number + 1)
         api.faults = next_day_nulls()
         next_day = ApiDay.read(api.url)
-        second_load = run_extraction(pipeline, api.url)
-        second_build = run_dbt(duckdb_file, work_dir, "build")
+        second = built_night(config)
     yield Warehouse(
-        duckdb_file=duckdb_file,
+        duckdb_file=config.paths.warehouse,
         work_dir=work_dir,
         day=day,
         next_day=next_day,
-        load_id=first_load.load_id,
-        next_load_id=second_load.load_id,
-        first_build=first_build,
-        second_build=second_build,
+        load_id=first.record.load_id,
+        next_load_id=second.record.load_id,
+        first_build=first.build,
+        second_build=second.build,
     )

@@ -1,75 +1,34 @@
-"""Helpers of the dbt tests: run dbt in a subprocess, read the API over HTTP, the warehouse."""
+"""Helpers of the dbt tests: run dbt (core.dbt), read the API over HTTP, the warehouse."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from nightly.dbt_build import node_name
-from tests.support import REPO_ROOT
-
-DBT_FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
-
-
-@dataclass(frozen=True)
-class DbtRun:
-    """One dbt invocation: its exit code, output and per-node results from run_results.json."""
-
-    args: tuple[str, ...]
-    returncode: int
-    output: str
-    results: tuple[dict[str, Any], ...]
-
-    def statuses(self) -> dict[str, str]:
-        """Node name -> status (pass, warn, fail, error, success, skipped...)."""
-        return {node_name(result["unique_id"]): result["status"] for result in self.results}
-
-    def failures(self) -> list[str]:
-        return [
-            f"{result['status']}: {result['unique_id']}: {result.get('message')}"
-            for result in self.results
-            if result["status"] in DBT_FAILED_STATUSES
-        ]
-
-    def assert_ok(self) -> None:
-        """No node failed or errored (warnings are fine) and dbt exited 0."""
-        assert not self.failures(), "\n".join(self.failures())
-        assert self.returncode == 0, self.output[-3000:]
-        assert self.results, f"dbt ran nothing: {self.output[-3000:]}"
+from core.dbt import DbtRun
+from core.dbt import run_dbt as core_run_dbt
+from core.paths import Paths
 
 
 def run_dbt(duckdb_file: Path, work_dir: Path, *args: str) -> DbtRun:
-    """`dbt <args>` from the repo root against `duckdb_file`, with target/logs under `work_dir`."""
-    target = work_dir / "target"
-    env = {
-        **os.environ,
-        "MOOVITAMIX_DUCKDB_PATH": str(duckdb_file),
-        "DBT_PROFILES_DIR": str(REPO_ROOT),
-    }
-    command = [
-        str(Path(sys.executable).with_name("dbt")), *args,
-        "--target-path", str(target), "--log-path", str(work_dir / "logs"),
-    ]  # fmt: skip
-    completed = subprocess.run(
-        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+    """`dbt <args>` the project's one way (core.dbt) against `duckdb_file`, output captured, with
+    target and logs under `work_dir` so that tests never share dbt's state."""
+    paths = Paths.under(work_dir, warehouse=duckdb_file)
+    return core_run_dbt(paths, *args, target_dir=work_dir / "target", capture=True)
+
+
+def assert_ok(run: DbtRun) -> None:
+    """No node failed or errored (warnings are fine), dbt exited 0, and it ran something."""
+    assert not run.failed(), "\n".join(
+        f"{n.status}: {n.unique_id}: {n.message}" for n in run.failed()
     )
-    # `dbt source freshness` writes sources.json; the other commands run_results.json
-    results_file = target / (
-        "sources.json" if args[:2] == ("source", "freshness") else "run_results.json"
-    )
-    results: tuple[dict[str, Any], ...] = ()
-    if results_file.exists():
-        results = tuple(json.loads(results_file.read_text())["results"])
-        results_file.unlink()  # the next invocation must not read these again
-    return DbtRun(tuple(args), completed.returncode, completed.stdout + completed.stderr, results)
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.nodes, f"dbt ran nothing: {run.output[-3000:]}"
 
 
 def fetch_endpoint(api_url: str, endpoint: str) -> list[dict[str, Any]]:

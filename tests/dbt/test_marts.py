@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from tests.dbt.support import ApiDay, Warehouse, load_time, run_dbt
+from tests.dbt.support import ApiDay, Warehouse, assert_ok, load_time, run_dbt
 from tests.support import query
 
 pytestmark = pytest.mark.dbt
@@ -97,8 +97,8 @@ def table_rows(path: Path, table: str) -> list[tuple[Any, ...]]:
 
 def test_both_builds_pass_every_model_and_error_level_test(warehouse: Warehouse) -> None:
     for build in (warehouse.first_build, warehouse.second_build):
-        build.assert_ok()
-        statuses = Counter(result["status"] for result in build.results)
+        assert_ok(build)
+        statuses = Counter(node.status for node in build.nodes)
         # "no-op": the recommender's exposure, a node with nothing to run
         assert set(statuses) <= {"success", "pass", "warn", "no-op"}, statuses
     statuses = warehouse.second_build.statuses()
@@ -127,19 +127,19 @@ def test_an_error_level_test_failure_fails_dbt(warehouse: Warehouse) -> None:
     assert failed == {"stg_moovitamix__users_gender_in_contract_list"}, run.output
     assert run.returncode != 0
     with pytest.raises(AssertionError):
-        run.assert_ok()
+        assert_ok(run)
 
 
 def test_source_freshness_tells_a_stale_pipeline(warehouse: Warehouse) -> None:
     fresh = run_dbt(warehouse.duckdb_file, warehouse.work_dir / "fresh", "source", "freshness")
     assert fresh.returncode == 0, fresh.output
-    assert {result["status"] for result in fresh.results} == {"pass"}
+    assert {node.status for node in fresh.nodes} == {"pass"}
     stale = warehouse.copy("stale")
     with duckdb.connect(str(stale)) as connection:
         connection.execute("update raw._dlt_loads set inserted_at = inserted_at - interval 3 day")
     run = run_dbt(stale, warehouse.work_dir / "stale", "source", "freshness")
     assert run.returncode != 0
-    assert {result["status"] for result in run.results} == {"error"}
+    assert {node.status for node in run.nodes} == {"error"}
 
 
 # ---- exact contents -----------------------------------------------------------------------------
@@ -344,11 +344,9 @@ def test_null_track_ids_and_lists_are_dropped_and_counted(warehouse: Warehouse) 
     assert null_elements == 1
     assert len(null_lists) == 1
     [warning] = [
-        result
-        for result in warehouse.second_build.results
-        if "null_track_ids_dropped" in result["unique_id"]
+        node for node in warehouse.second_build.nodes if "null_track_ids_dropped" in node.unique_id
     ]
-    assert (warning["status"], warning["failures"]) == ("warn", null_elements)
+    assert (warning.status, warning.failures) == ("warn", null_elements)
     # the user whose list turned null keeps no listens in the marts, only in the permanent record
     assert query(
         warehouse.duckdb_file,
@@ -404,7 +402,7 @@ def test_incremental_build_equals_a_full_refresh(warehouse: Warehouse) -> None:
     ) == [(2,)]
     rebuilt = warehouse.copy("full_refresh")
     run = run_dbt(rebuilt, warehouse.work_dir / "full_refresh", "build", "--full-refresh")
-    run.assert_ok()
+    assert_ok(run)
     with duckdb.connect(":memory:") as connection:
         connection.execute(f"attach '{warehouse.duckdb_file}' as incremental (read_only)")
         connection.execute(f"attach '{rebuilt}' as rebuilt (read_only)")

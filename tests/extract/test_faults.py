@@ -65,7 +65,11 @@ def test_transient_faults_are_retried_into_a_complete_load(
 FATAL = [
     (Fault("tracks", 2, "status", times=FOREVER, arg=500), r"tracks page 2: request failed"),
     (Fault("users", 2, "malformed"), r"users page 2: response is not valid JSON"),
-    (Fault("listen_history", 2, "empty_page"), r"listen_history page 2/3: empty page"),
+    (
+        Fault("listen_history", 2, "empty_page"),
+        r"listen_history page 2/3: a page before the last one is empty",
+    ),
+    (Fault("listen_history", 3, "empty_page"), r"listen_history page 3/3: the last page is empty"),
     (Fault("users", 1, "missing_items_key"), r"users page 1: response has no 'items' list"),
     (Fault("users", 2, "total_change", times=FOREVER), r"users page 2/3: total/pages changed"),
     (Fault("tracks", 2, "duplicate_id", times=FOREVER), r"tracks page 2/2: a id already read"),

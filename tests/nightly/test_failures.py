@@ -146,3 +146,8 @@ def test_half_the_users_gone_fails_the_volume_gate_publishes_nothing_and_alerts(
     change = users_now / users_before - 1
     assert f"raw.users: {users_now} rows, usual {users_before} ({change:+.0%})" in alert
     assert SECRET not in completed.stdout + completed.stderr
+    # scoring says why it scored nothing: the volume check's error, not a failed dbt build
+    assert "dbt build failed" not in completed.stdout
+    assert "1 data-quality error(s) tonight" not in completed.stdout  # two tables dropped
+    assert "data-quality error(s) tonight, first: raw.users" in completed.stdout
+    assert "no scoring on data that failed its checks" in completed.stdout

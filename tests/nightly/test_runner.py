@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from extract import settings as paths
-from nightly import lock
+from core import lock
+from core.paths import Paths
+from extract.settings import SourceSettings
 from nightly.ledger import ERROR, Finding, Ledger, RunRecord, utc_now
 from nightly.runner import (
     EXIT_DATA_QUALITY,
@@ -26,21 +27,28 @@ from nightly.runner import (
     StepFailed,
     run_night,
 )
-from nightly.settings import NightlySettings
+from nightly.settings import NightConfig, NightlySettings
 from nightly.steps import STEPS
+from recommender.settings import Settings as RecommenderSettings
 from tests.nightly.support import past_run
 from tests.support import query
 
-SETTINGS = NightlySettings()
 
-
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+@pytest.fixture
+def paths(tmp_path: Path) -> Paths:
     """The runner's ledger, lock and warehouse in a temp folder."""
-    monkeypatch.setattr(paths, "RUNS_DIR", tmp_path / "runs")
-    monkeypatch.setattr(paths, "NIGHTLY_LOCK_FILE", tmp_path / "nightly.lock")
-    monkeypatch.setattr(paths, "DUCKDB_PATH", tmp_path / "warehouse.duckdb")
-    return tmp_path
+    return Paths.under(tmp_path)
+
+
+def night(steps: list[Step], paths: Paths) -> int:
+    """One night of `steps` in `paths`, default thresholds; its exit code."""
+    config = NightConfig(
+        paths=paths,
+        nightly=NightlySettings(),
+        source=SourceSettings(),
+        recommender=RecommenderSettings.from_config(paths),
+    )
+    return run_night(steps, config).exit_code
 
 
 def stand_ins(log: list[str], **actions: Callable[[NightlyRun], None]) -> list[Step]:
@@ -55,26 +63,26 @@ def stand_ins(log: list[str], **actions: Callable[[NightlyRun], None]) -> list[S
     ]
 
 
-def last_record() -> RunRecord:
-    return Ledger(paths.RUNS_DIR).records()[-1]
+def last_record(paths: Paths) -> RunRecord:
+    return Ledger(paths.runs_dir).records()[-1]
 
 
-def test_a_step_inserted_in_one_line_runs_in_order_and_every_step_is_timed() -> None:
+def test_a_step_inserted_in_one_line_runs_in_order_and_every_step_is_timed(paths: Paths) -> None:
     ran: list[str] = []
     steps = stand_ins(ran, scoring=lambda run: (time.sleep(0.05), ran.append("scoring")))
     steps.insert(3, Step("notify", lambda run: ran.append("notify")))
 
-    assert run_night(steps, SETTINGS) == EXIT_SUCCESS
+    assert night(steps, paths) == EXIT_SUCCESS
     assert ran == ["extract", "load", "dbt_build", "notify", "checks", "scoring", "publish"]
     [(status, scoring_seconds, steps_recorded)] = query(
-        paths.DUCKDB_PATH,
+        paths.warehouse,
         "select status, scoring_seconds, (select count(*) from ops.run_steps) "
         "from ops.pipeline_runs",
     )
     assert status == "success" and scoring_seconds >= 0.05 and steps_recorded == 7
 
 
-def test_a_data_quality_error_skips_publishing_but_not_the_checks_or_scoring() -> None:
+def test_a_data_quality_error_skips_publishing_but_not_the_checks_or_scoring(paths: Paths) -> None:
     ran: list[str] = []
 
     def failing_test(run: NightlyRun) -> None:
@@ -84,10 +92,10 @@ def test_a_data_quality_error_skips_publishing_but_not_the_checks_or_scoring() -
         raise AssertionError("published after a data-quality error")
 
     steps = stand_ins(ran, dbt_build=failing_test, publish=publish)
-    assert run_night(steps, SETTINGS) == EXIT_DATA_QUALITY
+    assert night(steps, paths) == EXIT_DATA_QUALITY
     # scoring runs, to say yesterday's recommendations stay; publish does not
     assert ran == ["extract", "load", "checks", "scoring"]
-    record = last_record()
+    record = last_record(paths)
     assert (record.status, record.failing_step, record.exit_code) == ("failed", "dbt_build", 2)
     assert record.error_message == "1 data-quality error(s): dbt test failed: 2 rows"
     assert [(t.step, t.outcome) for t in record.steps][-3:] == [
@@ -103,29 +111,29 @@ def test_a_data_quality_error_skips_publishing_but_not_the_checks_or_scoring() -
     [(StepFailed("no such page"), "no such page"), (ValueError("bad"), "ValueError: bad")],
 )
 def test_a_failing_step_stops_the_run_and_the_record_says_where_and_why(
-    error: Exception, message: str
+    error: Exception, message: str, paths: Paths
 ) -> None:
     ran: list[str] = []
 
     def load(run: NightlyRun) -> None:
         raise error
 
-    assert run_night(stand_ins(ran, load=load), SETTINGS) == EXIT_FAILED
+    assert night(stand_ins(ran, load=load), paths) == EXIT_FAILED
     assert ran == ["extract"]
-    record = last_record()
+    record = last_record(paths)
     assert (record.status, record.failing_step, record.error_message) == ("failed", "load", message)
-    assert query(paths.DUCKDB_PATH, "select status, failing_step from ops.pipeline_runs") == [
+    assert query(paths.warehouse, "select status, failing_step from ops.pipeline_runs") == [
         ("failed", "load")
     ]
 
 
-def test_sigterm_fails_the_running_step_on_record() -> None:
+def test_sigterm_fails_the_running_step_on_record(paths: Paths) -> None:
     def terminated(run: NightlyRun) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(10)
 
-    assert run_night(stand_ins([], dbt_build=terminated), SETTINGS) == EXIT_FAILED
-    record = last_record()
+    assert night(stand_ins([], dbt_build=terminated), paths) == EXIT_FAILED
+    record = last_record(paths)
     assert (record.failing_step, record.error_message) == (
         "dbt_build",
         "Interrupted: terminated by SIGTERM",
@@ -133,13 +141,13 @@ def test_sigterm_fails_the_running_step_on_record() -> None:
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
-def test_a_run_a_killed_process_left_running_is_closed_as_failed_by_the_next() -> None:
+def test_a_run_a_killed_process_left_running_is_closed_as_failed_by_the_next(paths: Paths) -> None:
     killed = RunRecord.start()
     killed.current_step = "dbt_build"
-    Ledger(paths.RUNS_DIR).write(killed)
+    Ledger(paths.runs_dir).write(killed)
 
-    assert run_night(stand_ins([]), SETTINGS) == EXIT_SUCCESS
-    closed, record = Ledger(paths.RUNS_DIR).records()
+    assert night(stand_ins([]), paths) == EXIT_SUCCESS
+    closed, record = Ledger(paths.runs_dir).records()
     assert (closed.status, closed.failing_step, closed.exit_code) == ("failed", "dbt_build", None)
     assert record.status == "warned"
     assert [(f.check, f.subject) for f in record.findings_at("warning")] == [
@@ -147,40 +155,40 @@ def test_a_run_a_killed_process_left_running_is_closed_as_failed_by_the_next() -
     ]
 
 
-def test_a_night_without_a_load_is_noticed_by_the_next_run() -> None:
-    Ledger(paths.RUNS_DIR).write(past_run(utc_now() - timedelta(hours=50)))
+def test_a_night_without_a_load_is_noticed_by_the_next_run(paths: Paths) -> None:
+    Ledger(paths.runs_dir).write(past_run(utc_now() - timedelta(hours=50)))
 
-    assert run_night(stand_ins([]), SETTINGS) == EXIT_SUCCESS
-    [finding] = last_record().findings_at("warning")
+    assert night(stand_ins([]), paths) == EXIT_SUCCESS
+    [finding] = last_record(paths).findings_at("warning")
     assert finding.check == "freshness"
     assert finding.message == "the last successful load was 50 h before this run (stale after 26 h)"
 
 
-def test_one_run_holds_the_lock_and_a_killed_holder_frees_it() -> None:
+def test_one_run_holds_the_lock_and_a_killed_holder_frees_it(paths: Paths) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_THE_LOCK, str(paths.NIGHTLY_LOCK_FILE)],
+        [sys.executable, "-c", HOLD_THE_LOCK, str(paths.lock_file)],
         stdout=subprocess.PIPE,
         text=True,
     )
     assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-    assert lock.is_held(paths.NIGHTLY_LOCK_FILE)
+    assert lock.is_held(paths.lock_file)
     ran: list[str] = []
-    assert run_night(stand_ins(ran), SETTINGS) == EXIT_LOCKED
+    assert night(stand_ins(ran), paths) == EXIT_LOCKED
     assert ran == []
-    refused = last_record()
+    refused = last_record(paths)
     assert (refused.status, refused.exit_code, refused.failing_step) == ("refused", 75, "lock")
 
     holder.kill()
     holder.wait()
-    assert not lock.is_held(paths.NIGHTLY_LOCK_FILE)
-    assert run_night(stand_ins(ran), SETTINGS) == EXIT_SUCCESS
+    assert not lock.is_held(paths.lock_file)
+    assert night(stand_ins(ran), paths) == EXIT_SUCCESS
     assert ran == [step.name for step in STEPS]
 
 
 HOLD_THE_LOCK = """
 import sys, time
 from pathlib import Path
-from nightly.lock import exclusive
+from core.lock import exclusive
 with exclusive(Path(sys.argv[1])):
     print("held", flush=True)
     time.sleep(60)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from nightly import lock
+from core import lock
 from nightly.ledger import Ledger, RunRecord, utc_now
 from tests.nightly.support import past_run, status, webhook_receiver
 

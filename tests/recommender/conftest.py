@@ -1,9 +1,9 @@
 """One small warehouse for the recommender tests: two nights of the dev API, extracted and built.
 
 The dev API serves over loopback, with a null listen list on each of the first listen_history
-pages (users with no listens: cold starts); the real extractor loads day 0 and then day 1 into a
-temp DuckDB file, each followed by `dbt build` (a subprocess, as in the dbt tests), so the listen
-events span two loads. Built once per session; each test module works on its own copy.
+pages (users with no listens: cold starts); the nightly job's first steps (extract, load, dbt
+build: `run_night`) run day 0 and then day 1 in a temp data folder, so the listen events span two
+loads. Built once per session; each test module works on its own copy.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ import pytest
 from dev_api.faults import FOREVER, Fault, FaultPlan
 from dev_api.server import running_api
 from dev_api.world import World
-from extract.pipeline import make_pipeline, run_extraction
+from nightly.runner import EXIT_SUCCESS, run_night
+from nightly.settings import NightConfig
+from nightly.steps import steps_through
 from recommender.settings import Settings
-from tests.dbt.support import run_dbt
 
 WORLD = {"users": 600, "tracks": 300, "listens": 20, "seed": 42}
 NULL_LIST_PAGES = (1, 2, 3)
@@ -43,18 +44,17 @@ class BuiltWarehouse:
 @pytest.fixture(scope="session")
 def built_warehouse(tmp_path_factory: pytest.TempPathFactory) -> BuiltWarehouse:
     work_dir = tmp_path_factory.mktemp("recommender-warehouse")
-    duckdb_file = work_dir / "moovitamix.duckdb"
-    pipeline = make_pipeline(duckdb_file, work_dir / "dlt")
     faults = FaultPlan(
         [Fault("listen_history", page, "null_items", times=FOREVER) for page in NULL_LIST_PAGES]
     )
     with running_api(faults=faults, **WORLD) as api:
+        config = NightConfig.for_data_dir(work_dir, api_url=api.url)
         for day in range(LAST_DAY + 1):
             api.set_day(day)
-            run_extraction(pipeline, api.url)
-            run_dbt(duckdb_file, work_dir, "build").assert_ok()
+            outcome = run_night(steps_through("dbt_build"), config)
+            assert outcome.exit_code == EXIT_SUCCESS, outcome.record.error_message
         world = api.world
-    return BuiltWarehouse(duckdb_file, world)
+    return BuiltWarehouse(config.paths.warehouse, world)
 
 
 def settings_for(directory: Path, duckdb_file: Path, **overrides: Any) -> Settings:

@@ -30,7 +30,7 @@ def first_night(
 ) -> tuple[Settings, NightlyReport]:
     directory = tmp_path_factory.mktemp("nightly")
     settings = settings_for(directory, built_warehouse.copy(directory))
-    return settings, run(build_succeeded=True, settings=settings)
+    return settings, run(settings)
 
 
 def test_a_fresh_warehouse_gets_a_champion_then_recommendations(
@@ -61,9 +61,11 @@ def test_a_failed_build_leaves_yesterdays_recommendations_in_place(
     assert build.returncode != 0
     assert build.statuses()["stg_moovitamix__users_gender_in_contract_list"] == "fail"
 
-    report = run(build_succeeded=build.returncode == 0, settings=settings)
+    report = run(settings, refused="dbt test stg_moovitamix__users_gender_in_contract_list failed")
     assert not report.scored
-    assert report.render().startswith("dbt build failed: no scoring")
+    assert report.render().startswith(
+        "dbt test stg_moovitamix__users_gender_in_contract_list failed: no scoring"
+    )
     assert f"holds {len(yesterday):,} rows" in report.render()
     assert query(settings.duckdb_path, RECOMMENDATIONS) == yesterday
 
@@ -71,7 +73,11 @@ def test_a_failed_build_leaves_yesterdays_recommendations_in_place(
     cli = subprocess.run(
         [sys.executable, "-m", "recommender", "score", "--build-failed"],
         cwd=REPO_ROOT,
-        env={**os.environ, "MOOVITAMIX_DUCKDB_PATH": str(settings.duckdb_path)},
+        env={
+            **os.environ,
+            "MOOVITAMIX_DATA_DIR": str(tmp_path),
+            "MOOVITAMIX_DUCKDB_PATH": str(settings.duckdb_path),
+        },
         capture_output=True,
         text=True,
         timeout=120,
@@ -86,9 +92,9 @@ def test_a_night_past_the_retrain_share_trains_again(
     built_warehouse: BuiltWarehouse, tmp_path: Path
 ) -> None:
     settings = settings_for(tmp_path, built_warehouse.copy(tmp_path), **TIME_SPLIT)
-    run(build_succeeded=True, settings=settings)
+    run(settings)
     runs_before = {v.trained_at for v in model_versions(settings.duckdb_path)}
     eager = settings_for(tmp_path, settings.duckdb_path, retrain_share=0.0, **TIME_SPLIT)
-    report = run(build_succeeded=True, settings=eager)
+    report = run(eager)
     assert "Retraining: " in report.render()
     assert len({v.trained_at for v in model_versions(settings.duckdb_path)}) == len(runs_before) + 1

@@ -1,4 +1,4 @@
-"""`python -m recommender bench`: every model on the dev API's data, beside the dev API's own taste.
+"""`make bench-reco`: every model on the dev API's data, beside the dev API's own taste.
 
 Builds a temporary warehouse the way production does, night after night (dev API day d ->
 extractor -> dbt build), so the listen events span several nights and the split is a time split;
@@ -10,24 +10,24 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from dbt.cli.main import dbtRunner
 
 from dev_api.server import start_api_process
 from dev_api.world import World
-from extract.pipeline import make_pipeline, run_extraction
+from nightly.runner import EXIT_SUCCESS, run_night
+from nightly.settings import NightConfig
+from nightly.steps import steps_through
 from recommender import RecommenderError
 from recommender.evaluation import Evaluation, K, evaluate
 from recommender.scoring import score
 from recommender.settings import Settings
 from recommender.training import TrainingReport, train
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 TARGET_LIFT = 2.0  # the learned champion's recall@10 over the popularity baseline's
 
 
@@ -55,10 +55,9 @@ def run(args: argparse.Namespace) -> int:
             stack.enter_context(tempfile.TemporaryDirectory(prefix="moovitamix-reco-bench-"))
         )
         work.mkdir(parents=True, exist_ok=True)
-        settings = Settings(duckdb_path=work / "bench.duckdb", models_dir=work / "models")
-        if settings.duckdb_path.exists():
-            raise RecommenderError(f"{settings.duckdb_path} exists: give a new --work-dir")
-        build_warehouse(args, settings.duckdb_path, work)
+        if any(work.iterdir()):
+            raise RecommenderError(f"{work} is not empty: give a new --work-dir")
+        settings = build_warehouse(args, work)
         started = time.monotonic()
         report = train(settings)
         train_seconds = time.monotonic() - started
@@ -81,31 +80,30 @@ def run(args: argparse.Namespace) -> int:
     return verdict(report)
 
 
-def build_warehouse(args: argparse.Namespace, database: Path, work: Path) -> None:
-    """One production night per dev API day: extract into raw, then `dbt build`."""
-    pipeline = make_pipeline(database, work / "dlt")
-    os.environ["MOOVITAMIX_DUCKDB_PATH"] = str(database)  # read by profiles.yml
-    dbt_arguments = [
-        "build", "--quiet", "--project-dir", str(REPO_ROOT), "--profiles-dir", str(REPO_ROOT),
-        "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
-    ]  # fmt: skip
+def build_warehouse(args: argparse.Namespace, work: Path) -> Settings:
+    """One production night per dev API day, through the nightly job's own steps (extract, load,
+    dbt build) in the data folder `work`; returns the recommender's settings on it."""
     for day in range(args.nights):
-        started = time.monotonic()
         process, url = start_api_process(
             users=args.users, tracks=args.tracks, listens=args.listens, seed=args.seed, day=day
         )
         try:
-            run_extraction(pipeline, url)
+            config = NightConfig.for_data_dir(work, api_url=url)
+            outcome = run_night(steps_through("dbt_build"), config)
         finally:
             process.terminate()
             process.wait()
-        extracted = time.monotonic()
-        if not dbtRunner().invoke(dbt_arguments).success:
-            raise RecommenderError(f"dbt build failed on day {day}: see {work / 'logs'}")
+        if outcome.exit_code != EXIT_SUCCESS:
+            raise RecommenderError(
+                f"night {day} failed ({outcome.record.failing_step}): "
+                f"{outcome.record.error_message}"
+            )
+        seconds = {step.step: step.seconds for step in outcome.record.steps}
         print(
-            f"  night {day}: extract {extracted - started:.1f} s, "
-            f"dbt build {time.monotonic() - extracted:.1f} s"
+            f"  night {day}: extract {seconds['extract']:.1f} s, load {seconds['load']:.1f} s, "
+            f"dbt build {seconds['dbt_build']:.1f} s"
         )
+    return config.recommender
 
 
 def ceiling(world: World, report: TrainingReport, day: int) -> Evaluation:
@@ -146,3 +144,13 @@ def verdict(report: TrainingReport) -> int:
         f"(target: a learned model at {TARGET_LIFT:g}x or more): {'met' if met else 'NOT MET'}"
     )
     return 0 if met else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.reco_bench", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,4 +1,7 @@
-"""One nightly run at a time: an OS lock (`flock`) on a file in the data folder.
+"""One writer at a time: an OS lock (`flock`) on a file in the data folder (`Paths.lock_file`).
+
+The nightly job, `make extract`, `make dbt-build`, `make train` and `make recommend` all take it,
+since DuckDB allows one writing process per file.
 
 The kernel drops the lock when its holder exits, however it dies (SIGKILL included), so a killed
 run never blocks the next one; a pid file could not promise that. Child processes that must count
