@@ -37,6 +37,11 @@ elt: install ## The nightly job: extract, dbt build, checks, publish data/analyt
 status: install ## The last nightly runs and each source's freshness (works while a run is running)
 	$(BIN)/python -m nightly.status
 
+.PHONY: forget
+forget: install ## Erase one user's personal data from raw history for good (USER_ID=, BY= who asked)
+	@test -n "$(USER_ID)" || { echo "usage: make forget USER_ID=<id> [BY=<who asked>]"; exit 2; }
+	$(BIN)/python -m nightly.privacy forget $(USER_ID) $(if $(BY),--requested-by "$(BY)")
+
 .PHONY: recommend
 recommend: install ## Score every user with the champion into ml.recommendations (trains one first if none)
 	$(BIN)/python -m recommender score

@@ -3,7 +3,9 @@
 A field `name` of a settings class resolved under `section` is read, in dlt's order, from the
 environment variable `SECTION__NAME`, then `[section] name` in `.dlt/config.toml` (or, for a
 field marked secret, `.dlt/secrets.toml`); a field found nowhere keeps its default. Secret
-fields (`field(metadata=SECRET)`) are read through `dlt.secrets` and never printed (repr=False).
+fields (`field(metadata=SECRET)`) are read through `dlt.secrets` and never printed (repr=False);
+sensitive ones (`SENSITIVE`, e.g. a URL that may carry a password) through `dlt.config`, typed as
+secrets so that dlt's run trace redacts them too.
 
 Renamed settings stay readable: a class may name a legacy environment prefix (e.g. the
 recommender's `RECOMMENDER_TOP_K` before it became `RECOMMENDER__TOP_K`); such a variable is
@@ -21,11 +23,16 @@ from pathlib import Path
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
 import dlt
+from dlt.common.typing import TSecretStrValue
 
 log = logging.getLogger("moovitamix")
 
 T = TypeVar("T")
+# A secret: only from the environment or the git-ignored .dlt/secrets.toml, redacted everywhere.
 SECRET = {"secret": True}
+# Configuration that may hold a credential (a URL with a password): read from any provider,
+# .dlt/config.toml included, but typed as a secret so dlt's traces redact it.
+SENSITIVE = {"sensitive": True}
 
 
 class SettingsError(ValueError):
@@ -51,8 +58,12 @@ def resolve(
             continue
         key = f"{section}.{setting.name}"
         wanted = _plain_type(hints[setting.name])
-        provider = dlt.secrets if setting.metadata.get("secret") else dlt.config
-        value = provider.get(key, wanted)
+        if setting.metadata.get("secret"):
+            value = dlt.secrets.get(key)  # untyped: dlt's default secret hint, redacted in traces
+        elif setting.metadata.get("sensitive"):
+            value = sensitive_config(key)
+        else:
+            value = dlt.config.get(key, wanted)
         if value is None and legacy_env_prefix:
             value = _legacy(legacy_env_prefix, section, setting.name, wanted)
         if value is not None:
@@ -62,6 +73,14 @@ def resolve(
         elif defaults and setting.name in defaults:
             values[setting.name] = defaults[setting.name]
     return cls(**values)
+
+
+def sensitive_config(key: str) -> str | None:
+    """A configured value that may hold a credential, looked up with dlt's secret hint so that
+    its run trace (trace.pickle) records `<secret>`, not the value. (`dlt.config.get` with a
+    secret type fails to coerce the value in dlt 1.31, hence the accessor's lookup itself.)"""
+    value, _ = dlt.config._get_value(key, TSecretStrValue)
+    return None if value is None else str(value)
 
 
 def _plain_type(hint: Any) -> type:

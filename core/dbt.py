@@ -21,13 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import lock
-from core.paths import Paths
+from core.paths import DataDirError, Paths
+from core.privacy import PrivacySettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILT_KINDS = frozenset({"model", "seed", "snapshot"})
 TEST_KINDS = frozenset({"test", "unit_test"})
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
 EXIT_LOCKED = 75
+# dbt commands that compile models, and so read the project's vars
+MODEL_COMMANDS = frozenset({"build", "run", "test", "compile", "show", "docs", "list", "ls"})
+EXIT_UNSAFE = 78
 
 
 @dataclass
@@ -122,6 +126,10 @@ def run_dbt(
         "DBT_USE_COLORS": "false",
     }
     sys.stdout.flush()  # what we printed must come before dbt's output in the log
+    privacy = PrivacySettings.from_config()
+    if args[:1] and args[0] in MODEL_COMMANDS and "--vars" not in args:
+        # the project's settings that models read (declared under `vars:` in dbt_project.yml)
+        args = (*args, "--vars", json.dumps({"publish_gender": privacy.publish_gender}))
     command = [
         str(Path(sys.executable).with_name("dbt")), *args,
         "--target-path", str(target_dir),
@@ -173,6 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m core.dbt <dbt command> [arguments]", file=sys.stderr)
         return 2
     try:
+        paths.prepare()
         with lock.exclusive(paths.lock_file) as descriptor:
             # dbt's own target folder, where plain `dbt docs serve` looks
             run = run_dbt(paths, *args, target_dir=REPO_ROOT / "target", inherit_fds=(descriptor,))
@@ -180,6 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except lock.LockHeld as exc:
         print(f"dbt: {exc}; try again when it has finished", file=sys.stderr)
         return EXIT_LOCKED
+    except DataDirError as exc:
+        print(f"dbt: {exc}", file=sys.stderr)
+        return EXIT_UNSAFE
 
 
 if __name__ == "__main__":

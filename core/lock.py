@@ -30,7 +30,7 @@ class LockHeld(RuntimeError):
 def exclusive(path: Path) -> Iterator[int]:
     """Hold the run lock for the block; yields the locked descriptor (for children to inherit)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = time.monotonic() + ACQUIRE_PATIENCE_SECONDS
         while True:

@@ -9,12 +9,22 @@ in the environment and in `.dlt/config.toml` (`moovitamix_data_dir = "/srv/moovi
 
 from __future__ import annotations
 
+import grp
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import dlt
 
+from core.privacy import PrivacySettings
+
 DEFAULT_DATA_DIR = Path("data")
+PRIVATE_UMASK = 0o077  # what the pipeline creates: folders 0700, files 0600
+
+
+class DataDirError(RuntimeError):
+    """The data folder cannot hold personal data safely; the message says what to change."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,38 @@ class Paths:
             dlt.config.get("moovitamix_analytics_path", str),
         )
 
+    def prepare(self) -> None:
+        """Make the data folder private before anything is written, whatever the umask.
+
+        Everything this process (and its children: dbt) creates from now on is 0600 / 0700, and
+        what an older version left more open is tightened. A data folder that other accounts can
+        write to is refused: they could replace the warehouse or read what lands there. With an
+        analysts' Unix group, the folder is group-owned and 0710 (the group may reach the
+        analysts' file, never list or read the rest).
+        """
+        os.umask(PRIVATE_UMASK)
+        analyst_group = PrivacySettings.from_config().analytics_group
+        if self.data_dir.exists():
+            mode = stat.S_IMODE(self.data_dir.stat().st_mode)
+            if mode & 0o022:
+                raise DataDirError(
+                    f"the data folder {self.data_dir} can be written by other accounts "
+                    f"(mode {mode:04o}): nothing was written; make it private "
+                    f"(`chmod go-w {self.data_dir}`) or set MOOVITAMIX_DATA_DIR to another folder"
+                )
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        folder_mode = 0o700
+        if analyst_group and self.analytics.parent.resolve() == self.data_dir.resolve():
+            os.chown(self.data_dir, -1, grp.getgrnam(analyst_group).gr_gid)
+            folder_mode = 0o710
+        self.data_dir.chmod(folder_mode)
+        for root, folders, files in os.walk(self.data_dir):
+            for name in folders:
+                _tighten(Path(root, name), 0o700)
+            for name in files:
+                if Path(root, name) != self.analytics:
+                    _tighten(Path(root, name), 0o600)
+
     @property
     def pipelines_dir(self) -> Path:
         """dlt's working folder: load packages, state, traces."""
@@ -76,3 +118,10 @@ class Paths:
     def dev_api_day_file(self) -> Path:
         """The embedded dev API's day counter: the next simulated day to serve."""
         return self.data_dir / "dev_api_day"
+
+
+def _tighten(path: Path, private: int) -> None:
+    """Remove what `private` does not allow (never adds a permission)."""
+    mode = stat.S_IMODE(path.lstat().st_mode)
+    if not path.is_symlink() and mode & ~private:
+        path.chmod(mode & private)

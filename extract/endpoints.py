@@ -170,6 +170,10 @@ USERS = Endpoint(
     ),
 )
 
+# What identifies or describes a person in raw.users: erased on request or after retention
+# (nightly/privacy.py); the ids and every listening fact stay.
+USER_PERSONAL_COLUMNS = ("first_name", "last_name", "email", "gender")
+
 TRACKS = Endpoint(
     name="tracks",
     key="id",

@@ -10,6 +10,7 @@ extracts that night's data.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,7 @@ def load_verified(extraction: VerifiedExtraction) -> ExtractionSummary:
     pipeline.normalize()
     load_info = pipeline.load()
     load_id = load_info.loads_ids[-1]
+    delete_loaded_packages(pipeline)
     prune_superseded_lists(pipeline)
     return ExtractionSummary(
         load_id=load_id,
@@ -159,6 +161,14 @@ def recover_pending_packages(pipeline: dlt.Pipeline) -> int:
         log.warning("discarding %d unverified package(s) of an interrupted run", len(extracted))
         pipeline.abort_packages()
     return len(normalized)
+
+
+def delete_loaded_packages(pipeline: dlt.Pipeline) -> None:
+    """Remove every completed load package: one copy of each record read that night, personal
+    data included, that nothing needs once it is merged (recovery uses unfinished packages only).
+    dlt's `[load] delete_completed_jobs` already dropped their data files; this drops the rest."""
+    for load_id in pipeline.list_completed_load_packages():
+        shutil.rmtree(pipeline.get_load_package_info(load_id).package_path, ignore_errors=True)
 
 
 def prune_superseded_lists(pipeline: dlt.Pipeline) -> None:

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import dlt
-
-from core.config import SECRET, resolve
+from core.config import SECRET, SENSITIVE, resolve, sensitive_config
 
 SECTION = "sources.moovitamix"
 
 
 @dataclass(frozen=True)
 class SourceSettings:
-    api_url: str | None = None  # None: no service configured, use the dev API
+    # None: no service configured, use the dev API. It may carry credentials: never logged.
+    api_url: str | None = field(default=None, repr=False, metadata=SENSITIVE)
     api_token: str | None = field(default=None, repr=False, metadata=SECRET)
 
     @classmethod
     def resolve(cls) -> SourceSettings:
-        short_form = dlt.config.get("moovitamix_api_url", str)
+        short_form = sensitive_config("moovitamix_api_url")
         return resolve(cls, SECTION, **({"api_url": short_form} if short_form else {}))

@@ -15,11 +15,12 @@ import pyarrow as pa
 
 from core.dbt import failed_and_warned_tests
 from nightly.ledger import RunRecord
+from nightly.privacy import ERASURE_SCHEMA
 
 OPS_SCHEMA = "ops"
 # pipeline_runs has a seconds column for each of these steps (null when it did not run);
 # ops.run_steps has every step, including any added later.
-STEP_COLUMNS = ("extract", "load", "dbt_build", "scoring", "checks", "publish")
+STEP_COLUMNS = ("extract", "load", "privacy", "dbt_build", "scoring", "checks", "publish")
 PASSING_STATUSES = frozenset({"pass", "success"})
 NOT_PASSING_STATUSES = frozenset({"warn", "fail", "error", "runtime error"})  # skipped: no news
 
@@ -59,6 +60,7 @@ OPS_TABLE_SCHEMAS = {
             ("message", pa.string()), ("failing_since", _TIME),
         ]
     ),
+    "erasure_requests": ERASURE_SCHEMA,  # from the erasure log, not the ledger
     "run_findings": pa.schema(
         [
             ("run_id", pa.string()), ("step", pa.string()), ("check_name", pa.string()),
@@ -86,19 +88,20 @@ def ops_tables(records: Sequence[RunRecord]) -> dict[str, pa.Table]:
             for f in r.findings
         ],
     }
-    return {
-        name: pa.Table.from_pylist(rows[name], schema=schema)
-        for name, schema in OPS_TABLE_SCHEMAS.items()
-    }
+    return {name: pa.Table.from_pylist(rows[name], schema=OPS_TABLE_SCHEMAS[name]) for name in rows}
 
 
 def write_ops_tables(
-    connection: duckdb.DuckDBPyConnection, catalog: str, records: Sequence[RunRecord]
+    connection: duckdb.DuckDBPyConnection,
+    catalog: str,
+    records: Sequence[RunRecord],
+    erasures: pa.Table,
 ) -> None:
-    """Replace the ops tables in `catalog` in one transaction."""
+    """Replace the ops tables in `catalog` in one transaction: the run record's, and the
+    erasure requests (nightly/privacy.py) as `erasure_requests`."""
     connection.execute("begin")
     connection.execute(f'create schema if not exists "{catalog}".{OPS_SCHEMA}')
-    for name, table in ops_tables(records).items():
+    for name, table in {**ops_tables(records), "erasure_requests": erasures}.items():
         connection.register("ops_rows", table)
         connection.execute(
             f'create or replace table "{catalog}".{OPS_SCHEMA}.{name} as select * from ops_rows'
@@ -107,11 +110,11 @@ def write_ops_tables(
     connection.execute("commit")
 
 
-def materialise(duckdb_path: Path, records: Sequence[RunRecord]) -> None:
+def materialise(duckdb_path: Path, records: Sequence[RunRecord], erasures: pa.Table) -> None:
     """Rewrite the ops schema of the private warehouse from the ledger."""
     with duckdb.connect(str(duckdb_path)) as connection:
         catalog = connection.execute("select current_database()").fetchone()[0]
-        write_ops_tables(connection, catalog, records)
+        write_ops_tables(connection, catalog, records, erasures)
 
 
 def _run_row(record: RunRecord) -> dict[str, object]:

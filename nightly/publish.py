@@ -9,6 +9,7 @@ reconnects, and a run that fails before the rename leaves the old file untouched
 
 from __future__ import annotations
 
+import grp
 import os
 import time
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from nightly.ledger import RunRecord
 from nightly.measure import analyst_relations
@@ -39,19 +41,29 @@ class Publication:
         )
 
 
-def publish(warehouse: Path, target: Path, records: Sequence[RunRecord]) -> Publication:
-    """Copy the analyst schemas of `warehouse` and the ops tables into a new `target`."""
+def publish(
+    warehouse: Path,
+    target: Path,
+    records: Sequence[RunRecord],
+    erasures: pa.Table,
+    mode: int = 0o440,
+    group: str | None = None,
+) -> Publication:
+    """Copy the analyst schemas of `warehouse` and the ops tables into a new `target`, readable
+    with `mode` (never writable: the next run replaces it, never edits it), by `group` if given."""
     started = time.monotonic()
     staging = target.with_name(f".{target.name}.publishing")
     leftovers = (staging, staging.with_name(f"{staging.name}.wal"))
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove(*leftovers)  # of a publish that was killed (runs never overlap)
     try:
-        copied = _write_snapshot(warehouse, staging, records)
+        copied = _write_snapshot(warehouse, staging, records, erasures)
         if leftovers[1].exists():
             raise RuntimeError(f"{leftovers[1]} remains after the checkpoint; not publishing")
         _check_snapshot(staging, copied)
-        staging.chmod(0o444)  # analysts open it read-only; the next run replaces, never edits
+        if group:
+            os.chown(staging, -1, grp.getgrnam(group).gr_gid)
+        staging.chmod(mode)
         _fsync(staging)
         os.replace(staging, target)
         _fsync(target.parent)
@@ -62,7 +74,9 @@ def publish(warehouse: Path, target: Path, records: Sequence[RunRecord]) -> Publ
     )
 
 
-def _write_snapshot(warehouse: Path, staging: Path, records: Sequence[RunRecord]) -> dict[str, int]:
+def _write_snapshot(
+    warehouse: Path, staging: Path, records: Sequence[RunRecord], erasures: pa.Table
+) -> dict[str, int]:
     """Build the new file (DuckDB spills, if it must, beside it); returns each table's rows."""
     with duckdb.connect(str(staging)) as connection:
         snapshot = connection.execute("select current_database()").fetchone()[0]
@@ -78,7 +92,7 @@ def _write_snapshot(warehouse: Path, staging: Path, records: Sequence[RunRecord]
             copied[f"{schema}.{name}"] = connection.execute(
                 f'select count(*) from "{snapshot}"."{schema}"."{name}"'
             ).fetchone()[0]
-        write_ops_tables(connection, snapshot, records)
+        write_ops_tables(connection, snapshot, records, erasures)
         connection.execute(f"detach {WAREHOUSE}")
         connection.execute("checkpoint")
     return copied

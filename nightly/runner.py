@@ -19,6 +19,7 @@ from datetime import timedelta
 
 from core import lock
 from core.dbt import DbtRun
+from core.paths import DataDirError
 from extract.pipeline import ExtractionSummary, VerifiedExtraction
 from nightly import alerts, ops_tables
 from nightly.ledger import (
@@ -37,6 +38,7 @@ from nightly.ledger import (
     last_successes,
     utc_now,
 )
+from nightly.privacy import ErasureLog
 from nightly.settings import NightConfig, NightlySettings
 
 log = logging.getLogger("moovitamix.nightly")
@@ -45,6 +47,7 @@ EXIT_SUCCESS = 0  # published (warnings allowed)
 EXIT_FAILED = 1  # a step failed or the run was interrupted: nothing published
 EXIT_DATA_QUALITY = 2  # a dbt test or an anomaly check found an error: nothing published
 EXIT_LOCKED = 75  # another run holds the lock (sysexits' EX_TEMPFAIL: try again later)
+EXIT_UNSAFE = 78  # the data folder is open to other accounts: nothing written (EX_CONFIG)
 
 
 class StepFailed(Exception):
@@ -130,8 +133,18 @@ def run_night(steps: Sequence[Step], config: NightConfig) -> NightOutcome:
     """Run `steps` once under the run lock, recorded in the ledger; the one way to run a night
     (the job, the tests' fixtures and the benchmarks all call it)."""
     paths = config.paths
-    ledger = Ledger(paths.runs_dir)
     record = RunRecord.start()
+    try:
+        paths.prepare()
+    except DataDirError as exc:  # nothing may be written: refuse, say why, alert
+        record.status, record.exit_code, record.failing_step = FAILED, EXIT_UNSAFE, "start"
+        record.error_message, record.finished_at = str(exc), utc_now()
+        log.error("%s", exc)
+        record.alert = alerts.compose(record, config.nightly.alert_on_warning)
+        if record.alert:
+            alerts.send(record.alert, config.nightly.alert_webhook_url)
+        return NightOutcome(EXIT_UNSAFE, record)
+    ledger = Ledger(paths.runs_dir)
     try:
         with lock.exclusive(paths.lock_file) as descriptor:
             run = NightlyRun(record, config, ledger, ledger.records(), descriptor)
@@ -199,7 +212,8 @@ def _finish(run: NightlyRun, exit_code: int) -> None:
     if record.alert:
         alerts.send(record.alert, settings.alert_webhook_url)
     try:
-        ops_tables.materialise(run.config.paths.warehouse, run.ledger.records())
+        erasures = ErasureLog(run.config.paths).table()
+        ops_tables.materialise(run.config.paths.warehouse, run.ledger.records(), erasures)
     except Exception as exc:  # the ledger holds the record; ops catches up next run
         log.warning("could not refresh the ops schema of the warehouse: %s", exc)
 

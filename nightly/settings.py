@@ -13,6 +13,7 @@ from typing import Any
 
 from core.config import SECRET, resolve
 from core.paths import Paths
+from core.privacy import PrivacySettings
 from extract.settings import SourceSettings
 from recommender.settings import Settings as RecommenderSettings
 
@@ -60,6 +61,7 @@ class NightConfig:
     nightly: NightlySettings
     source: SourceSettings
     recommender: RecommenderSettings
+    privacy: PrivacySettings
 
     @classmethod
     def resolve(cls) -> NightConfig:
@@ -70,6 +72,7 @@ class NightConfig:
             nightly=NightlySettings.from_config(),
             source=SourceSettings.resolve(),
             recommender=RecommenderSettings.from_config(paths),
+            privacy=PrivacySettings.from_config(),
         )
 
     @classmethod
@@ -84,4 +87,5 @@ class NightConfig:
             nightly=NightlySettings.from_config(),
             source=SourceSettings(api_url=api_url),
             recommender=RecommenderSettings.from_config(paths, **recommender),
+            privacy=PrivacySettings.from_config(),
         )

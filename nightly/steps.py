@@ -16,8 +16,9 @@ from dev_api.server import serve_next_day
 from extract.pipeline import extract_verified, load_verified, make_pipeline
 from extract.source import ExtractionError
 from nightly.checks import duration_finding, listens_finding, new_test_warnings, volume_findings
-from nightly.ledger import ERROR, Finding, TableVolume, utc_now
+from nightly.ledger import ERROR, INFO, Finding, TableVolume, utc_now
 from nightly.measure import measure
+from nightly.privacy import REQUEST, RETENTION, ErasureLog, apply_retention
 from nightly.publish import publish as publish_snapshot
 from nightly.runner import NightlyRun, Step, StepFailed
 from recommender.nightly import run as recommend_tonight
@@ -61,6 +62,25 @@ def load(run: NightlyRun) -> None:
         )
         for table in summary.tables
     ]
+
+
+def privacy(run: NightlyRun) -> None:
+    """Erase the personal data raw no longer may keep: users the service deleted more than
+    `privacy.retention_days` ago, and what it sent again for users who asked to be forgotten."""
+    erasures = apply_retention(run.config)
+    for reason in (RETENTION, REQUEST):
+        users = [e for e in erasures if e.reason == reason]
+        if users:
+            versions = sum(e.versions_erased for e in users)
+            why = (
+                f"deleted upstream over {run.config.privacy.retention_days:g} days ago"
+                if reason == RETENTION
+                else "who asked to be forgotten (sent again by the service)"
+            )
+            message = f"erased the personal columns of {len(users)} user(s) {why}"
+            message += f": {versions} version(s)"
+            run.add([Finding("privacy", INFO, "raw.users", message, len(users))])
+            print(message)
 
 
 def dbt_build(run: NightlyRun) -> None:
@@ -127,7 +147,14 @@ def publish(run: NightlyRun) -> None:
     elapsed = (utc_now() - run.record.started_at).total_seconds()
     run.add([duration_finding(elapsed, run.history(), run.settings)])
     paths = run.config.paths
-    publication = publish_snapshot(paths.warehouse, paths.analytics, run.records_as_published())
+    publication = publish_snapshot(
+        paths.warehouse,
+        paths.analytics,
+        run.records_as_published(),
+        ErasureLog(paths).table(),
+        mode=run.config.privacy.analytics_mode,
+        group=run.config.privacy.analytics_group,
+    )
     run.record.published_at = utc_now()
     print(publication.render())
 
@@ -135,6 +162,7 @@ def publish(run: NightlyRun) -> None:
 STEPS: tuple[Step, ...] = (
     Step("extract", extract),
     Step("load", load),
+    Step("privacy", privacy),
     Step("dbt_build", dbt_build),
     Step("checks", checks, after_data_error=True),
     Step("scoring", scoring, after_data_error=True),

@@ -13,7 +13,7 @@ import sys
 
 from core.config import SettingsError
 from core.lock import LockHeld, exclusive
-from core.paths import Paths
+from core.paths import DataDirError, Paths
 from recommender import RecommenderError
 from recommender.scoring import score
 from recommender.settings import Settings
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         paths = Paths.resolve()
         settings = Settings.from_config(paths)
+        paths.prepare()
         with exclusive(paths.lock_file):
             if args.command == "train":
                 print(train(settings).render())
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     except LockHeld as error:
         print(f"recommender: {error}; try again when it has finished", file=sys.stderr)
         return EXIT_LOCKED
-    except (RecommenderError, SettingsError) as error:
+    except (RecommenderError, SettingsError, DataDirError) as error:
         print(f"recommender: {error}", file=sys.stderr)
         return EXIT_ERROR
 

@@ -12,6 +12,7 @@ import duckdb
 import pytest
 import yaml
 
+from core.paths import Paths
 from nightly import alerts
 from nightly.ledger import (
     ERROR,
@@ -23,6 +24,7 @@ from nightly.ledger import (
     TableVolume,
 )
 from nightly.ops_tables import OPS_TABLE_SCHEMAS, write_ops_tables
+from nightly.privacy import ErasureLog
 from nightly.settings import NightlySettings
 from tests.nightly.support import webhook_receiver
 from tests.support import REPO_ROOT
@@ -56,11 +58,11 @@ def test_a_record_survives_its_ledger_file(tmp_path: Path) -> None:
     assert record.loaded_at == START + timedelta(days=1, seconds=1.5)
 
 
-def test_ops_tables_say_since_when_a_test_has_not_passed() -> None:
+def test_ops_tables_say_since_when_a_test_has_not_passed(tmp_path: Path) -> None:
     nights = [night(1, "pass"), night(2, "warn"), night(3, "skipped"), night(4, "fail")]
     nights.append(night(5, "pass"))
     with duckdb.connect() as connection:
-        write_ops_tables(connection, "memory", nights)
+        write_ops_tables(connection, "memory", nights, ErasureLog(Paths.under(tmp_path)).table())
         rows = connection.execute(
             "select run_id, status, failing_since from ops.test_results order by run_id"
         ).fetchall()

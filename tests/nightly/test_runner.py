@@ -15,6 +15,7 @@ import pytest
 
 from core import lock
 from core.paths import Paths
+from core.privacy import PrivacySettings
 from extract.settings import SourceSettings
 from nightly.ledger import ERROR, Finding, Ledger, RunRecord, utc_now
 from nightly.runner import (
@@ -47,6 +48,7 @@ def night(steps: list[Step], paths: Paths) -> int:
         nightly=NightlySettings(),
         source=SourceSettings(),
         recommender=RecommenderSettings.from_config(paths),
+        privacy=PrivacySettings(),
     )
     return run_night(steps, config).exit_code
 
@@ -70,16 +72,18 @@ def last_record(paths: Paths) -> RunRecord:
 def test_a_step_inserted_in_one_line_runs_in_order_and_every_step_is_timed(paths: Paths) -> None:
     ran: list[str] = []
     steps = stand_ins(ran, scoring=lambda run: (time.sleep(0.05), ran.append("scoring")))
-    steps.insert(3, Step("notify", lambda run: ran.append("notify")))
+    steps.insert(4, Step("notify", lambda run: ran.append("notify")))
 
     assert night(steps, paths) == EXIT_SUCCESS
-    assert ran == ["extract", "load", "dbt_build", "notify", "checks", "scoring", "publish"]
+    assert ran == [
+        "extract", "load", "privacy", "dbt_build", "notify", "checks", "scoring", "publish"
+    ]  # fmt: skip
     [(status, scoring_seconds, steps_recorded)] = query(
         paths.warehouse,
         "select status, scoring_seconds, (select count(*) from ops.run_steps) "
         "from ops.pipeline_runs",
     )
-    assert status == "success" and scoring_seconds >= 0.05 and steps_recorded == 7
+    assert status == "success" and scoring_seconds >= 0.05 and steps_recorded == 8
 
 
 def test_a_data_quality_error_skips_publishing_but_not_the_checks_or_scoring(paths: Paths) -> None:
@@ -94,7 +98,7 @@ def test_a_data_quality_error_skips_publishing_but_not_the_checks_or_scoring(pat
     steps = stand_ins(ran, dbt_build=failing_test, publish=publish)
     assert night(steps, paths) == EXIT_DATA_QUALITY
     # scoring runs, to say yesterday's recommendations stay; publish does not
-    assert ran == ["extract", "load", "checks", "scoring"]
+    assert ran == ["extract", "load", "privacy", "checks", "scoring"]
     record = last_record(paths)
     assert (record.status, record.failing_step, record.exit_code) == ("failed", "dbt_build", 2)
     assert record.error_message == "1 data-quality error(s): dbt test failed: 2 rows"
