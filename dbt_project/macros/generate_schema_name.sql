@@ -1,5 +1,5 @@
 {#
-    Schemas are named by layer (staging, intermediate, marts, features), as the `+schema` of
+    Schemas are named by layer (staging, marts, features), as the `+schema` of
     each folder in dbt_project.yml says, not dbt's default `<target schema>_<custom schema>`
     (`main_staging`). A model without a custom schema lands in the target's schema.
 #}

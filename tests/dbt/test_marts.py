@@ -28,11 +28,10 @@ GENRES = (
 REBUILDABLE = (
     "staging.stg_moovitamix__users",
     "staging.stg_moovitamix__tracks",
+    "staging.base_moovitamix__listen_history",
     "staging.stg_moovitamix__listen_history",
-    "staging.stg_moovitamix__listen_history_latest",
     "staging.stg_moovitamix__loads",
     "staging.stg_moovitamix__quarantined_records",
-    "intermediate.int_listens_unnested",
     "marts.dim_users",
     "marts.dim_tracks",
     "marts.fct_listens",
@@ -105,7 +104,9 @@ def test_both_builds_pass_every_model_and_error_level_test(warehouse: Warehouse)
     for unit_test in (
         "test_stg_moovitamix__tracks_parses_durations",
         "test_stg_moovitamix__tracks_normalises_genres",
-        "test_int_listens_unnested_keeps_repeats_and_drops_nulls",
+        "test_base_moovitamix__listen_history_keeps_each_users_latest_version",
+        "test_stg_moovitamix__listen_history_counts_and_flags",
+        "test_fct_listen_events_first_build",
         "test_fct_listen_events_incremental",
     ):
         assert statuses[unit_test] == "pass"
@@ -389,7 +390,7 @@ def test_deleted_users_leave_the_marts_but_not_the_listen_record(warehouse: Ware
     ) == [(len(deleted),)]
     assert query(
         warehouse.duckdb_file,
-        "select count(*) from staging.stg_moovitamix__listen_history_latest "
+        "select count(*) from staging.stg_moovitamix__listen_history "
         f"where is_deleted_upstream and user_id in ({placeholders})",
         *deleted,
     ) == [(len(deleted),)]

@@ -1,5 +1,5 @@
 {#
-    The listens of a set of listen lists (rows shaped like stg_moovitamix__listen_history_latest,
+    The listens of a set of listen lists (rows shaped like stg_moovitamix__listen_history,
     named by the CTE `lists`): one row per non-null element, with its 1-based position in the
     list as sent (nulls leave a gap). Shared by the models that unnest lists, so that the
     incremental ones can unnest only the lists that changed: a filter written after the unnest

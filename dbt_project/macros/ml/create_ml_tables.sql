@@ -1,7 +1,8 @@
 {#
     The recommender's tables (schema ml), created empty when missing. dbt owns their definition:
-    fct_recommendations runs it as a pre-hook, so a fresh warehouse builds before the first
-    scoring, and the recommender (which reads marts this same build makes) writes into them.
+    the on-run-start hook of dbt_project.yml runs it before every dbt command runs a model or
+    test, so a fresh warehouse builds before the first scoring, and the recommender (which reads
+    marts this same build makes) writes into them.
 #}
 {% macro create_ml_tables() -%}
 create schema if not exists ml;

@@ -21,8 +21,8 @@
 
 with
 
-stg_moovitamix__listen_history_latest as (
-    select * from {{ ref('stg_moovitamix__listen_history_latest') }}
+stg_moovitamix__listen_history as (
+    select * from {{ ref('stg_moovitamix__listen_history') }}
 ),
 
 {% if is_incremental() %}
@@ -33,7 +33,7 @@ recorded_listen_events as (
 
 changed_lists as (
     select *
-    from stg_moovitamix__listen_history_latest
+    from stg_moovitamix__listen_history
     where loaded_at > (
         select coalesce(max(first_seen_at), cast('1970-01-01' as timestamp))
         from recorded_listen_events
@@ -58,7 +58,7 @@ new_listens as (
 {% else %}
 
     new_listens as (
-        {{ unnest_listen_lists('stg_moovitamix__listen_history_latest') }}
+        {{ unnest_listen_lists('stg_moovitamix__listen_history') }}
     ),
 
 {% endif %}

@@ -17,7 +17,7 @@
             where user_id not in (select user_id from {{ ref('dim_users') }})
                 or user_id in (
                     select user_id
-                    from {{ ref('stg_moovitamix__listen_history_latest') }}
+                    from {{ ref('stg_moovitamix__listen_history') }}
                     where is_deleted_upstream or listen_count = 0
                 )
         ",
@@ -30,8 +30,8 @@ dim_users as (
     select * from {{ ref('dim_users') }}
 ),
 
-stg_moovitamix__listen_history_latest as (
-    select * from {{ ref('stg_moovitamix__listen_history_latest') }}
+stg_moovitamix__listen_history as (
+    select * from {{ ref('stg_moovitamix__listen_history') }}
 ),
 
 fct_listen_events as (
@@ -47,14 +47,14 @@ watermark as (
 {% endif %}
 
 current_user_lists as (
-    select stg_moovitamix__listen_history_latest.*
-    from stg_moovitamix__listen_history_latest
+    select stg_moovitamix__listen_history.*
+    from stg_moovitamix__listen_history
     inner join dim_users
-        on stg_moovitamix__listen_history_latest.user_id = dim_users.user_id
-    where not stg_moovitamix__listen_history_latest.is_deleted_upstream
+        on stg_moovitamix__listen_history.user_id = dim_users.user_id
+    where not stg_moovitamix__listen_history.is_deleted_upstream
     {% if is_incremental() %}
         and (
-            stg_moovitamix__listen_history_latest.loaded_at > (select watermark_at from watermark)
+            stg_moovitamix__listen_history.loaded_at > (select watermark_at from watermark)
             or dim_users.loaded_at > (select watermark_at from watermark)
         )
     {% endif %}

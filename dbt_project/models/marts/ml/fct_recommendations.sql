@@ -2,18 +2,12 @@
     The recommender's latest recommendations with each track's name, artist and genres, for
     analysts. The rows live in schema ml, written by `python -m recommender score` after each
     successful `dbt build`; a view, so it shows the latest scoring as soon as it is written.
-    The inner join on dim_users drops users deleted upstream since the last scoring.
-
-    The pre-hook creates the ml tables (macro create_ml_tables, their one definition), empty, on
-    a warehouse the recommender has not written yet, so that a fresh clone's first build works.
+    The inner join on dim_users drops users deleted upstream since the last scoring. The ml
+    tables exist before the recommender first writes them: dbt_project.yml's on-run-start hook
+    creates them (macro create_ml_tables), so a fresh clone's first build works.
 #}
 
-{{
-    config(
-        materialized='view',
-        pre_hook="{{ create_ml_tables() }}",
-    )
-}}
+{{ config(materialized='view') }}
 
 with
 
