@@ -5,10 +5,14 @@ stg_moovitamix__users as (
 ),
 
 final as (
-    {#- names and email are PII: they stay in staging -#}
+    {#- names and e-mail never leave raw; gender only with privacy.publish_gender -#}
     select
         user_id,
-        gender,
+        {% if var('publish_gender') -%}
+            gender,
+        {%- else -%}
+            cast(null as varchar) as gender,
+        {%- endif %}
         favorite_genre,
         signed_up_at,
         updated_at,

@@ -15,9 +15,7 @@ current_versions as (
 renamed as (
     select
         id as user_id,
-        first_name,
-        last_name,
-        lower(trim(email)) as email,
+        {#- names and e-mail stay in raw: no model needs them (README, Privacy) -#}
         gender,
         favorite_genres as favorite_genre,
         {{ to_utc_timestamp('created_at') }} as signed_up_at,
