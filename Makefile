@@ -37,6 +37,14 @@ elt: install ## The nightly job: extract, dbt build, checks, publish data/analyt
 status: install ## The last nightly runs and each source's freshness (works while a run is running)
 	$(BIN)/python -m nightly.status
 
+.PHONY: shell
+shell: install ## Read-only SQL shell on the analysts' file (the pinned DuckDB 1.x shell; `from fct_listens`)
+	@$(BIN)/python -m nightly.shell
+
+.PHONY: report
+report: install ## Write the run report (durations, volumes, tests, model metrics, freshness) to data/report.html
+	$(BIN)/python -m nightly.report
+
 .PHONY: recommend
 recommend: install ## Score every user with the champion into ml.recommendations (trains one first if none)
 	$(BIN)/python -m recommender score
