@@ -1,6 +1,7 @@
 """The analysts' file opens in the tools analysts have: the DuckDB shell from PyPI (`duckdb-cli`,
 a 1.x release pinned in requirements.lock) and the Python client read it alike, and `make shell`
-answers a query typed at its prompt, in a real terminal (tmux), while a night publishes a new file."""
+answers a query typed at its prompt, in a real terminal (tmux), while a night publishes a new
+file."""
 
 from __future__ import annotations
 
