@@ -119,7 +119,7 @@ def render(
             "volumes",
             "Rows per table, per night",
             f"Points: the rows each night counted (current versions for raw tables). Shaded: the "
-            f"band the volume check applied that night (median of the last "
+            f"band the volume check applied to that night (median of the last "
             f"{settings.history_runs} successful nights ± max({settings.volume_warn_sigmas:g} "
             f"robust standard deviations, {settings.volume_warn_min_share:.0%})); dashed: the "
             f"error floor "
@@ -394,13 +394,20 @@ def _line_chart(
     heights += [b.high for b in bands if b] + ([threshold] if threshold else [])
     frame = _Frame(width, height, len(labels), _top(heights))
     body = [frame.axes(labels, unit)]
-    banded = [(i, b) for i, b in enumerate(bands) if b]
-    if banded:
-        upper = [f"{frame.x(i):.1f},{frame.y(b.high):.1f}" for i, b in banded]
-        lower = [f"{frame.x(i):.1f},{frame.y(max(b.low, 0)):.1f}" for i, b in reversed(banded)]
-        floor = " ".join(f"{frame.x(i):.1f},{frame.y(b.error_below):.1f}" for i, b in banded)
-        body.append(f'<polygon class="band" points="{" ".join(upper + lower)}"/>')
-        body.append(f'<polyline class="floor" points="{floor}"/>')
+    half = min(frame.slot * 0.3, 24)
+    for index, band in enumerate(bands):  # each night's own band: history moves it
+        if band is None:
+            continue
+        x, top, bottom = frame.x(index), frame.y(band.high), frame.y(max(band.low, 0))
+        floor = frame.y(band.error_below)
+        body.append(
+            f'<rect class="band" x="{x - half:.1f}" y="{top:.1f}" width="{2 * half:.1f}" '
+            f'height="{max(bottom - top, 1):.1f}"><title>{html.escape(labels[index])}: usual '
+            f"{_number(band.low)} to {_number(band.high)}, error below "
+            f"{_number(band.error_below)}</title></rect>"
+            f'<line class="floor" x1="{x - half:.1f}" x2="{x + half:.1f}" y1="{floor:.1f}" '
+            f'y2="{floor:.1f}"/>'
+        )
     if threshold is not None:
         y = frame.y(threshold)
         body.append(
@@ -487,7 +494,7 @@ figure {{ margin: 0 0 12px; }} figcaption {{ font-weight: 600; font-size: 13px; 
 .grid {{ display: flex; flex-wrap: wrap; gap: 8px 16px; }}
 svg text {{ font-size: 11px; fill: #444; }} svg .unit {{ fill: #888; }}
 svg .grid {{ stroke: #e5e5e5; }} svg .line {{ fill: none; stroke: #4e79a7; stroke-width: 1.5; }}
-svg .band {{ fill: #4e79a7; fill-opacity: .15; }}
+svg .band {{ fill: #4e79a7; fill-opacity: .18; }}
 svg .floor, svg .threshold {{ fill: none; stroke: #e15759; stroke-dasharray: 4 3; }}
 .legend span {{ margin-right: 14px; font-size: 12px; }}
 .legend i {{ display: inline-block; width: 10px; height: 10px; margin-right: 4px; }}
