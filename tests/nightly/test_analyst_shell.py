@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -133,6 +134,9 @@ def test_the_pinned_1x_shell_and_the_python_client_read_the_published_file_alike
     assert tags["storage_version"] == f"{STORAGE_VERSION}+"
 
 
+@pytest.mark.skipif(
+    shutil.which("tmux") is None, reason="no tmux to type into: install it (.ci/run does)"
+)
 def test_make_shell_answers_at_its_prompt_and_a_night_publishing_meanwhile_never_waits(
     data_dir: Path,
 ) -> None:
