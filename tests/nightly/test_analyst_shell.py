@@ -5,7 +5,6 @@ file."""
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
@@ -38,10 +37,11 @@ MART_QUERY = (
 
 
 class Terminal:
-    """A command in a real terminal (tmux, on a server of its own), typed at as a person would."""
+    """A command in a real terminal (tmux, on a server of its own whose socket is in `folder`),
+    typed at as a person would."""
 
-    def __init__(self, command: list[str], env: dict[str, str]) -> None:
-        self.tmux = ["tmux", "-L", f"moovitamix-test-{os.getpid()}-{time.monotonic_ns()}"]
+    def __init__(self, command: list[str], env: dict[str, str], folder: Path) -> None:
+        self.tmux = ["tmux", "-S", str(folder / f"tmux-{time.monotonic_ns()}")]
         shell_line = f'{shlex.join(command)}; echo "[exit $?]"; sleep 600'
         subprocess.run(
             [*self.tmux, "new-session", "-d", "-x", "160", "-y", "50", shell_line],
@@ -86,13 +86,19 @@ class Terminal:
         subprocess.run([*self.tmux, "send-keys", "Enter"], check=True)
         return self.prompt(before)
 
-    def close(self) -> int:
+    def quit(self) -> int:
         """`.quit`; the shell's exit code."""
         subprocess.run([*self.tmux, "send-keys", "-l", ".quit"], check=True)
         subprocess.run([*self.tmux, "send-keys", "Enter"], check=True)
         lines = self.wait_for(lambda lines: EXIT.match(lines[-1]), "exit code")
-        subprocess.run([*self.tmux, "kill-server"], check=True)
         return int(EXIT.match(lines[-1])[1])
+
+    def __enter__(self) -> Terminal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """End the terminal's tmux server, and the shell with it if a test failed first."""
+        subprocess.run([*self.tmux, "kill-server"], check=False, capture_output=True)
 
 
 def prompts(lines: list[str]) -> list[int]:
@@ -102,7 +108,7 @@ def prompts(lines: list[str]) -> list[int]:
 def make_shell(data_dir: Path) -> Terminal:
     # -o: a test never re-creates the venv, even if pyproject.toml is newer
     command = ["make", "--no-print-directory", "-s", "-o", ".venv/bin/.installed", "shell"]
-    return Terminal(command, job_environment(data_dir, None))
+    return Terminal(command, job_environment(data_dir, None), data_dir.parent)
 
 
 def counted(answer: list[str]) -> int:
@@ -142,29 +148,29 @@ def test_make_shell_answers_at_its_prompt_and_a_night_publishing_meanwhile_never
 ) -> None:
     published = data_dir / "analytics.duckdb"
     [(listens,)] = query(published, "select count(*) from marts.fct_listens")
-    terminal = make_shell(data_dir)
-    welcome = "\n".join(terminal.prompt())
-    assert f"Schemas: {', '.join(SCHEMAS)}" in welcome and ".quit" in welcome
-    for table, grain in USEFUL_TABLES:
-        assert re.search(rf"^  {table.split('.')[1]} +{re.escape(grain)}$", welcome, re.M)
-        assert query(published, f"select count(*) from {table}")[0][0] > 0
-    assert counted(terminal.ask("select count(*) from fct_listens;")) == listens
-    assert counted(terminal.ask("select count(*) from pipeline_runs;")) == 1
+    with make_shell(data_dir) as terminal:
+        welcome = "\n".join(terminal.prompt())
+        assert f"Schemas: {', '.join(SCHEMAS)}" in welcome and ".quit" in welcome
+        for table, grain in USEFUL_TABLES:
+            assert re.search(rf"^  {table.split('.')[1]} +{re.escape(grain)}$", welcome, re.M)
+            assert query(published, f"select count(*) from {table}")[0][0] > 0
+        assert counted(terminal.ask("select count(*) from fct_listens;")) == listens
+        assert counted(terminal.ask("select count(*) from pipeline_runs;")) == 1
 
-    # A night publishes while the shell holds the file open: it is not blocked, and the open
-    # session keeps answering from the snapshot it opened.
-    records = [*Ledger(data_dir / "runs").records(), past_run(datetime.now(UTC))]
-    started = time.monotonic()
-    publish(data_dir / "moovitamix.duckdb", published, records)
-    assert time.monotonic() - started < 10
-    assert counted(terminal.ask("select count(*) from pipeline_runs;")) == 1
-    assert terminal.close() == 0
+        # A night publishes while the shell holds the file open: it is not blocked, and the
+        # open session keeps answering from the snapshot it opened.
+        records = [*Ledger(data_dir / "runs").records(), past_run(datetime.now(UTC))]
+        started = time.monotonic()
+        publish(data_dir / "moovitamix.duckdb", published, records)
+        assert time.monotonic() - started < 10
+        assert counted(terminal.ask("select count(*) from pipeline_runs;")) == 1
+        assert terminal.quit() == 0
 
-    reopened = make_shell(data_dir)
-    reopened.prompt()
-    assert counted(reopened.ask("select count(*) from pipeline_runs;")) == 2
-    assert counted(reopened.ask("select count(*) from fct_listens;")) == listens
-    assert reopened.close() == 0
+    with make_shell(data_dir) as reopened:
+        reopened.prompt()
+        assert counted(reopened.ask("select count(*) from pipeline_runs;")) == 2
+        assert counted(reopened.ask("select count(*) from fct_listens;")) == listens
+        assert reopened.quit() == 0
 
 
 def test_make_shell_says_when_no_file_has_been_published(tmp_path: Path) -> None:
