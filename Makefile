@@ -42,6 +42,14 @@ forget: install ## Erase one user's personal data from raw history for good (USE
 	@test -n "$(USER_ID)" || { echo "usage: make forget USER_ID=<id> [BY=<who asked>]"; exit 2; }
 	$(BIN)/python -m nightly.privacy forget $(USER_ID) $(if $(BY),--requested-by "$(BY)")
 
+.PHONY: shell
+shell: install ## Read-only SQL shell on the analysts' file (the pinned DuckDB 1.x shell; `from fct_listens`)
+	@$(BIN)/python -m nightly.shell
+
+.PHONY: report
+report: install ## Write the run report (durations, volumes, tests, model metrics, freshness) to data/report.html
+	$(BIN)/python -m nightly.report
+
 .PHONY: recommend
 recommend: install ## Score every user with the champion into ml.recommendations (trains one first if none)
 	$(BIN)/python -m recommender score

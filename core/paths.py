@@ -100,6 +100,11 @@ class Paths:
         return self.data_dir / "runs"
 
     @property
+    def report(self) -> Path:
+        """The run report: one self-contained HTML page, rewritten after every run."""
+        return self.data_dir / "report.html"
+
+    @property
     def lock_file(self) -> Path:
         """The run lock every writer of the warehouse takes (core.lock)."""
         return self.data_dir / "nightly.lock"

@@ -10,6 +10,7 @@ import json
 import logging
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from nightly.ledger import ERROR, FAILED, REFUSED, WARNED, WARNING, RunRecord
 
@@ -19,8 +20,9 @@ MAX_FINDING_LINES = 8
 WEBHOOK_TIMEOUT_SECONDS = 10
 
 
-def compose(record: RunRecord, alert_on_warning: bool) -> str | None:
-    """The alert for a finished run, or None when there is nothing to tell."""
+def compose(record: RunRecord, alert_on_warning: bool, report: Path | None = None) -> str | None:
+    """The alert for a finished run, or None when there is nothing to tell; it ends with the
+    path of the run `report` when there is one."""
     if record.status not in (FAILED, REFUSED) and not (
         record.status == WARNED and alert_on_warning
     ):
@@ -38,6 +40,8 @@ def compose(record: RunRecord, alert_on_warning: bool) -> str | None:
     lines += [f"{f.level.upper()} {f.message}" for f in findings[:MAX_FINDING_LINES]]
     if len(findings) > MAX_FINDING_LINES:
         lines.append(f"... and {len(findings) - MAX_FINDING_LINES} more (ops.run_findings)")
+    if report:
+        lines.append(f"Run report: {report.resolve()}")
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ history is the trailing successful runs; a failed night never becomes the yardst
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from statistics import median
 
 from nightly.ledger import ERROR, INFO, WARNING, Finding, NodeResult, RunRecord
@@ -27,11 +28,7 @@ def volume_findings(
     """
     findings = []
     for table, rows in tonight.items():
-        past = [
-            volume.table_rows
-            for record in history
-            if (volume := record.volume(table)) and volume.table_rows is not None
-        ]
+        past = table_history(table, history)
         if rows == 0 and any(past):
             findings.append(_volume(ERROR, table, rows, median(past), "is empty", settings))
         elif len(past) >= settings.min_history_runs:
@@ -49,17 +46,51 @@ def volume_findings(
     return findings
 
 
+@dataclass(frozen=True)
+class VolumeBand:
+    """What the volume check expects of a table tonight: the median of its history, the band
+    around it that passes, and the floor below which the night is an error."""
+
+    usual: float
+    width: float  # rows either side of `usual` that pass; further is a warning
+    error_below: float  # fewer rows than this is an error
+
+    @property
+    def low(self) -> float:
+        return self.usual - self.width
+
+    @property
+    def high(self) -> float:
+        return self.usual + self.width
+
+
+def table_history(table: str, history: Sequence[RunRecord]) -> list[int]:
+    """The row counts of `table` in `history` (the runs that measured it)."""
+    return [
+        volume.table_rows
+        for record in history
+        if (volume := record.volume(table)) and volume.table_rows is not None
+    ]
+
+
+def volume_band(past: Sequence[int], settings: NightlySettings) -> VolumeBand:
+    """The band of a table whose past row counts are `past` (not empty)."""
+    usual = median(past)
+    spread = MAD_TO_SIGMA * median(abs(count - usual) for count in past)
+    width = max(settings.volume_warn_sigmas * spread, settings.volume_warn_min_share * usual)
+    return VolumeBand(usual, width, usual * (1 - settings.volume_error_drop))
+
+
 def _against_history(
     table: str, rows: int, past: list[int], settings: NightlySettings
 ) -> list[Finding]:
-    usual = median(past)
-    spread = MAD_TO_SIGMA * median(abs(count - usual) for count in past)
-    band = max(settings.volume_warn_sigmas * spread, settings.volume_warn_min_share * usual)
-    if rows < usual * (1 - settings.volume_error_drop):
+    band = volume_band(past, settings)
+    if rows < band.error_below:
         limit = f"more than {settings.volume_error_drop:.0%} below the median"
-        return [_volume(ERROR, table, rows, usual, limit, settings)]
-    if abs(rows - usual) > band:
-        return [_volume(WARNING, table, rows, usual, f"outside the usual ±{band:,.0f}", settings)]
+        return [_volume(ERROR, table, rows, band.usual, limit, settings)]
+    if abs(rows - band.usual) > band.width:
+        why = f"outside the usual ±{band.width:,.0f}"
+        return [_volume(WARNING, table, rows, band.usual, why, settings)]
     return []
 
 

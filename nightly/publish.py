@@ -5,6 +5,11 @@ a publish costs the size of those tables, not of the raw history, and no persona
 the private warehouse. The new file is checkpointed (no WAL), checked, made read-only and fsynced
 before `os.replace`: an analyst session open on the old file keeps reading that snapshot until it
 reconnects, and a run that fails before the rename leaves the old file untouched.
+
+The file is written in DuckDB 1.0's storage format (`STORAGE_VERSION`), not the format of the
+duckdb release the pipeline runs: analysts open it with their own clients (the DuckDB shell,
+DBeaver's JDBC driver, R, Node), and any DuckDB 1.0 or later reads a 1.0 file. 1.0 is the oldest
+format that holds every type we publish and the first DuckDB promises to keep reading.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from nightly.measure import analyst_relations
 from nightly.ops_tables import write_ops_tables
 
 WAREHOUSE = "warehouse"
+# The storage format of the analysts' file: readable by every DuckDB client from 1.0 on.
+STORAGE_VERSION = "v1.0.0"
 
 
 @dataclass(frozen=True)
@@ -78,7 +85,8 @@ def _write_snapshot(
     warehouse: Path, staging: Path, records: Sequence[RunRecord], erasures: pa.Table
 ) -> dict[str, int]:
     """Build the new file (DuckDB spills, if it must, beside it); returns each table's rows."""
-    with duckdb.connect(str(staging)) as connection:
+    settings = {"storage_compatibility_version": STORAGE_VERSION}
+    with duckdb.connect(str(staging), config=settings) as connection:
         snapshot = connection.execute("select current_database()").fetchone()[0]
         connection.execute(f"attach ? as {WAREHOUSE} (read_only)", [str(warehouse)])
         copied = {}
@@ -99,8 +107,17 @@ def _write_snapshot(
 
 
 def _check_snapshot(staging: Path, copied: dict[str, int]) -> None:
-    """Open the new file as an analyst would and find every table with its rows."""
+    """Open the new file as an analyst would: the storage format their clients read, and every
+    table with its rows."""
     with duckdb.connect(str(staging), read_only=True) as connection:
+        [tags] = connection.execute(
+            "select tags from duckdb_databases() where database_name = current_database()"
+        ).fetchone()
+        if tags.get("storage_version") != f"{STORAGE_VERSION}+":
+            raise RuntimeError(
+                f"the new file has storage version {tags.get('storage_version')}, "
+                f"not {STORAGE_VERSION}: DuckDB 1.x clients could not open it"
+            )
         for table, rows in copied.items():
             found = connection.execute(f"select count(*) from {table}").fetchone()[0]
             if found != rows:

@@ -21,7 +21,7 @@ from core import lock
 from core.dbt import DbtRun
 from core.paths import DataDirError
 from extract.pipeline import ExtractionSummary, VerifiedExtraction
-from nightly import alerts, ops_tables
+from nightly import alerts, ops_tables, report
 from nightly.ledger import (
     ERROR,
     FAILED,
@@ -193,8 +193,9 @@ def _run_steps(run: NightlyRun, steps: Sequence[Step]) -> int:
 
 
 def _finish(run: NightlyRun, exit_code: int) -> None:
-    """Close the record (status, outcome, alert), write it, alert, refresh `ops`."""
-    record, settings = run.record, run.settings
+    """Close the record (status, outcome, alert), write it, alert, refresh `ops`, then write
+    the run report (best effort: a report that cannot be written never fails the night)."""
+    record, settings, paths = run.record, run.settings, run.config.paths
     record.finished_at = utc_now()
     record.current_step = None
     if exit_code == EXIT_DATA_QUALITY:
@@ -203,7 +204,7 @@ def _finish(run: NightlyRun, exit_code: int) -> None:
         record.error_message = f"{len(errors)} data-quality error(s): {errors[0].message}"
     record.exit_code = exit_code
     record.status = FAILED if exit_code else WARNED if record.findings_at(WARNING) else SUCCESS
-    record.alert = alerts.compose(record, settings.alert_on_warning)
+    record.alert = alerts.compose(record, settings.alert_on_warning, paths.report)
     run.ledger.write(record)
     print(
         f"Nightly run {record.run_id}: {record.status} in {record.seconds:.1f} s, exit {exit_code}"
@@ -212,10 +213,14 @@ def _finish(run: NightlyRun, exit_code: int) -> None:
     if record.alert:
         alerts.send(record.alert, settings.alert_webhook_url)
     try:
-        erasures = ErasureLog(run.config.paths).table()
-        ops_tables.materialise(run.config.paths.warehouse, run.ledger.records(), erasures)
+        erasures = ErasureLog(paths).table()
+        ops_tables.materialise(paths.warehouse, run.ledger.records(), erasures)
     except Exception as exc:  # the ledger holds the record; ops catches up next run
         log.warning("could not refresh the ops schema of the warehouse: %s", exc)
+    try:
+        log.info("run report: %s", report.write(paths, settings))
+    except Exception as exc:  # the ledger holds the record; `make report` can redo it
+        log.warning("could not write the run report %s: %s", paths.report, exc)
 
 
 def _refuse(

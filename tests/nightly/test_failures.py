@@ -145,6 +145,10 @@ def test_half_the_users_gone_fails_the_volume_gate_publishes_nothing_and_alerts(
     assert f"run {run.run_id}: FAILED at step checks (exit 2); nothing published" in alert
     change = users_now / users_before - 1
     assert f"raw.users: {users_now} rows, usual {users_before} ({change:+.0%})" in alert
+    # the alert names the run report, written for a failed night too
+    report = data_dir / "report.html"
+    assert alert.endswith(f"\nRun report: {report.resolve()}")
+    assert f"Newest night {run.run_id}: <b>failed</b> at step checks" in report.read_text()
     assert SECRET not in completed.stdout + completed.stderr
     # scoring says why it scored nothing: the volume check's error, not a failed dbt build
     assert "dbt build failed" not in completed.stdout
