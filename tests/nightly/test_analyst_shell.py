@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from core.paths import Paths
 from nightly.ledger import Ledger
+from nightly.privacy import ErasureLog
 from nightly.publish import STORAGE_VERSION, publish
 from nightly.shell import SCHEMAS, USEFUL_TABLES
 from tests.nightly.support import job_environment, past_run
@@ -161,7 +163,8 @@ def test_make_shell_answers_at_its_prompt_and_a_night_publishing_meanwhile_never
         # open session keeps answering from the snapshot it opened.
         records = [*Ledger(data_dir / "runs").records(), past_run(datetime.now(UTC))]
         started = time.monotonic()
-        publish(data_dir / "moovitamix.duckdb", published, records)
+        erasures = ErasureLog(Paths.under(data_dir)).table()
+        publish(data_dir / "moovitamix.duckdb", published, records, erasures)
         assert time.monotonic() - started < 10
         assert counted(terminal.ask("select count(*) from pipeline_runs;")) == 1
         assert terminal.quit() == 0
