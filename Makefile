@@ -51,6 +51,10 @@ train: install ## Retrain the recommender: fit, evaluate on one holdout, promoti
 bench-reco: install ## Recommender at 100,000 dev API users: every model, both baselines, the ceiling
 	$(BIN)/python -m recommender bench $(ARGS)
 
+.PHONY: serve
+serve: install ## Serve recommendations over data/analytics.duckdb on http://127.0.0.1:8001 (docs at /docs)
+	$(BIN)/python -m serve
+
 .PHONY: dbt-build
 dbt-build: install ## dbt build alone, on the raw data already loaded (takes the run lock)
 	mkdir -p $(DATA_DIR) && flock --nonblock --conflict-exit-code 75 $(DATA_DIR)/nightly.lock $(BIN)/dbt build
@@ -74,6 +78,11 @@ bench: install ## Benchmark the extractor against the fetch floor at 100,000 use
 .PHONY: bench-1m
 bench-1m: install ## The same at 1,000,000 users (memory must stay under 1 GB)
 	$(BIN)/python -m benchmarks.extract_bench --users 1000000 --tracks 100000 --nights 0
+
+.PHONY: bench-serve
+bench-serve: install ## Benchmark the serving API at 100,000 users beside the framework floor (needs wrk)
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python -m benchmarks.serve_bench $(ARGS)
 
 .PHONY: lint
 lint: install ## Lint Python (ruff) and the dbt models' SQL (sqlfluff, DuckDB dialect)
