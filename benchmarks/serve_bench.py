@@ -24,7 +24,6 @@ import duckdb
 import requests
 
 from dev_api.server import start_api_process
-from serve import queries
 from serve.nights import Nights
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -158,16 +157,18 @@ def bench(published: Path, work: Path, args: argparse.Namespace) -> int:
         for kind, rows in ids.items()
     }
     nights = Nights(published)
-    with nights.lease() as night:  # the floor answers a real response's bytes
-        body = queries.recommendations(night, samples["users"][0], 10)
-        assert body is not None
-        (work / "floor.json").write_bytes(body.model_dump_json().encode())
-    nights.close()
+    nights.check()  # the floor answers a real response's bytes
+    assert nights.current is not None
+    body = nights.current.user_recommendations(samples["users"][0], 10)
+    assert body is not None
+    (work / "floor.json").write_bytes(body.model_dump_json().encode())
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.serve_bench", "--serve", str(published)]
-        + ["--port", str(port), "--floor-body", str(work / "floor.json")],
+        [
+            *(sys.executable, "-m", "benchmarks.serve_bench", "--serve", str(published)),
+            *("--port", str(port), "--floor-body", str(work / "floor.json")),
+        ],
         cwd=REPO_ROOT,
     )
     try:

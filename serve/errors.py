@@ -56,7 +56,6 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
         return error_response(ApiError(error.status_code, code, str(error.detail), None))
 
-
     @app.exception_handler(Exception)
     async def internal_error(request: Request, error: Exception) -> JSONResponse:
         return error_response(ApiError(500, "internal_error", "internal error (logged)"))

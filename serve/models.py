@@ -36,7 +36,7 @@ class SimilarTrack(BaseModel):
 class SimilarTracks(BaseModel):
     night: str
     track_id: int
-    track_name: str
+    track_name: str | None
     artist_name: str | None
     items: list[SimilarTrack] = Field(description="most co-listened first")
 

@@ -28,6 +28,8 @@ class ServeSettings:
     token: str | None = field(default=None, repr=False)
     analytics_path: Path = ANALYTICS_DUCKDB_PATH
     stale_after_hours: float = 26.0
+    # how often the published file's path is checked for a new night
+    check_seconds: float = 0.5
 
     @classmethod
     def from_config(cls) -> ServeSettings:
@@ -37,6 +39,7 @@ class ServeSettings:
             port=dlt.config.get(f"{SECTION}.port", int) or cls.port,
             token=dlt.secrets.get(f"{SECTION}.token", str) or None,
             stale_after_hours=NightlySettings.from_config().stale_after_hours,
+            check_seconds=dlt.config.get(f"{SECTION}.check_seconds", float) or cls.check_seconds,
         )
 
     def check_bind(self) -> None:
