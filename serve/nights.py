@@ -15,6 +15,7 @@ that was there, even if another publish renames over the path meanwhile.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import os
@@ -71,6 +72,11 @@ class Nights:
             log.error("cannot serve %s, keeping the previous night: %s", self.path, error)
             return
         self.current, self._identity = night, identity
+        # Everything alive now (the libraries, the app, this night) is long-lived: keep the
+        # cyclic collector from walking it again. Its full passes over a few hundred thousand
+        # objects stalled requests for 200-300 ms (p99 at 16 clients: 216 ms, 29 ms frozen).
+        # Frozen objects are still freed by reference counting: a night has no cycles.
+        gc.freeze()
         log.info("serving night %s (published %s)", night.run_id, night.published_at)
 
     def _watch(self) -> None:
