@@ -54,13 +54,15 @@ def build_published_file(data_dir: Path, users: int, tracks: int, listens: int) 
         environment |= {"MOOVITAMIX_API_URL": url}
         environment.pop("MOOVITAMIX_ANALYTICS_PATH", None)
         environment.pop("MOOVITAMIX_DUCKDB_PATH", None)
-        subprocess.run(
+        completed = subprocess.run(
             [sys.executable, "-m", "nightly"],
             cwd=REPO_ROOT,
             env=environment,
-            check=True,
-            stdout=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
         )
+        if completed.returncode != 0:
+            raise RuntimeError(f"the nightly job failed:\n{completed.stderr[-3000:]}")
     finally:
         process.terminate()
         process.wait(timeout=10)
