@@ -66,6 +66,10 @@ bench-reco: install ## Recommender at 100,000 dev API users: every model, both b
 dbt: install ## Any dbt command on the configured warehouse, under the run lock (ARGS="test -s dim_users")
 	$(BIN)/python -m core.dbt $(ARGS)
 
+.PHONY: serve
+serve: install ## Serve recommendations over data/analytics.duckdb on http://127.0.0.1:8001 (docs at /docs)
+	$(BIN)/python -m serve
+
 .PHONY: dbt-build
 dbt-build: install ## dbt build alone, on the raw data already loaded (takes the run lock)
 	$(BIN)/python -m core.dbt build
@@ -89,6 +93,11 @@ bench: install ## Benchmark the extractor against the fetch floor at 100,000 use
 .PHONY: bench-1m
 bench-1m: install ## The same at 1,000,000 users (memory must stay under 1 GB)
 	$(BIN)/python -m benchmarks.extract_bench --users 1000000 --tracks 100000 --nights 0
+
+.PHONY: bench-serve
+bench-serve: install ## Benchmark the serving API at 100,000 users beside the framework floor (needs wrk)
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python -m benchmarks.serve_bench $(ARGS)
 
 .PHONY: lint
 lint: install ## Lint Python (ruff) and the dbt models' SQL (sqlfluff, DuckDB dialect)

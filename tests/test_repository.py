@@ -25,7 +25,8 @@ ALLOWED_IMPORTS = {
     "extract": {"core", "dev_api"},
     "recommender": {"core"},
     "nightly": {"core", "dev_api", "extract", "recommender"},
-    "benchmarks": {"core", "dev_api", "extract", "nightly", "recommender"},
+    "serve": {"core", "nightly"},
+    "benchmarks": {"core", "dev_api", "extract", "nightly", "recommender", "serve"},
 }
 # The modules that decide whether to start the dev API (entry points and the nightly runner).
 DEV_API_STARTERS = {"extract/__main__.py", "nightly/steps.py"}
