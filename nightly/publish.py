@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-
+from core.warehouse import connect
 from nightly.ledger import RunRecord
 from nightly.measure import analyst_relations
 from nightly.ops_tables import write_ops_tables
@@ -63,8 +62,8 @@ def publish(warehouse: Path, target: Path, records: Sequence[RunRecord]) -> Publ
 
 
 def _write_snapshot(warehouse: Path, staging: Path, records: Sequence[RunRecord]) -> dict[str, int]:
-    """Build the new file (DuckDB spills, if it must, beside it); returns each table's rows."""
-    with duckdb.connect(str(staging)) as connection:
+    """Build the new file (DuckDB spills, if need be, to its temp folder); each table's rows."""
+    with connect(staging) as connection:
         snapshot = connection.execute("select current_database()").fetchone()[0]
         connection.execute(f"attach ? as {WAREHOUSE} (read_only)", [str(warehouse)])
         copied = {}
@@ -86,7 +85,7 @@ def _write_snapshot(warehouse: Path, staging: Path, records: Sequence[RunRecord]
 
 def _check_snapshot(staging: Path, copied: dict[str, int]) -> None:
     """Open the new file as an analyst would and find every table with its rows."""
-    with duckdb.connect(str(staging), read_only=True) as connection:
+    with connect(staging, read_only=True) as connection:
         for table, rows in copied.items():
             found = connection.execute(f"select count(*) from {table}").fetchone()[0]
             if found != rows:
