@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ from nightly.runner import EXIT_SUCCESS, NightlyRun, Step, run_night
 from nightly.settings import NightConfig, NightlySettings
 from recommender.settings import Settings as RecommenderSettings
 from tests.nightly.support import (
+    TIMEOUT_SECONDS,
     api_world,
     digest,
     records,
@@ -40,7 +42,7 @@ from tests.nightly.support import (
     wait_for,
     webhook_receiver,
 )
-from tests.support import query
+from tests.support import REPO_ROOT, query
 
 SMALL_DISK_MB = 96  # room for the small world's data folder (about 16 MB) and a night
 # The small world's nights need about 45 MB by the preflight's reckoning; the default floor
@@ -321,3 +323,43 @@ def test_a_full_disk_in_any_step_is_told_apart_from_other_failures(tmp_path: Pat
     )
     assert record.action and record.action.startswith(f"free space on the disk of {tmp_path}")
     assert night(paths, [Step("load", lambda run: None)]) == EXIT_SUCCESS
+
+
+def test_dbt_runs_under_the_same_duckdb_settings(tmp_path: Path) -> None:
+    """dbt-duckdb reads the settings core.dbt passes (profiles.yml `settings:`)."""
+    spill = tmp_path / "spill"
+    environment = {
+        "NIGHTLY__DUCKDB_MEMORY_LIMIT": "123MB",
+        "NIGHTLY__DUCKDB_TEMP_DIRECTORY": str(spill),
+    }
+    shown = subprocess.run(
+        [sys.executable, "-c", SHOW_SETTINGS, str(tmp_path)],
+        cwd=REPO_ROOT,
+        env={**os.environ, **environment},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_SECONDS,
+    )
+
+    assert shown.returncode == 0, shown.stdout[-2000:] + shown.stderr[-2000:]
+    [row] = [line for line in shown.stdout.splitlines() if "MiB" in line]
+    # DuckDB shows the limit in binary units
+    limit = f"{123e6 / 2**20:.1f} MiB"
+    assert [cell.strip() for cell in row.strip("| ").split("|")] == [limit, "True"]
+
+
+SHOW_SETTINGS = """
+import os, sys
+from pathlib import Path
+from core.dbt import run_dbt
+from core.paths import Paths
+spill = os.environ["NIGHTLY__DUCKDB_TEMP_DIRECTORY"]
+shown = run_dbt(
+    Paths.under(Path(sys.argv[1])), "show", "--inline",
+    "select current_setting('memory_limit') as m, "
+    f"current_setting('temp_directory') = '{spill}' as t",
+    capture=True,
+)
+print(shown.output)
+sys.exit(shown.returncode)
+"""
