@@ -143,9 +143,10 @@ def run_night(steps: Sequence[Step], config: NightConfig) -> NightOutcome:
             run = NightlyRun(record, config, ledger, ledger.records(), descriptor)
             run.night_ends = time.monotonic() + config.nightly.night_deadline_minutes * 60
             try:
-                return _run(run, steps)
-            except BaseException as exc:  # a bug of the runner itself, or the machine: still tell
-                log.exception("the nightly runner itself failed")
+                with _terminate_raises():
+                    return _run(run, steps)
+            except BaseException as exc:  # SIGTERM between steps, a bug of the runner: still tell
+                log.error("the nightly run failed outside its steps", exc_info=True)
                 if record.finished_at is None:
                     _fail(run, exc, record.current_step or "runner")
                     _finish(run, record.exit_code or EXIT_FAILED)
@@ -166,8 +167,7 @@ def _run(run: NightlyRun, steps: Sequence[Step]) -> NightOutcome:
     _check_freshness(run)
     if space.ok:
         run.ledger.keep_reserve()
-        with _terminate_raises():
-            exit_code = _run_steps(run, steps)
+        exit_code = _run_steps(run, steps)
     else:
         exit_code = _refuse_to_start(run, space)
     _finish(run, exit_code)
