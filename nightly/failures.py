@@ -75,16 +75,22 @@ def diagnose(exc: BaseException, step: str, data_dir: Path, duckdb: DuckDBSettin
             f"folder (MOOVITAMIX_DATA_DIR) to a bigger disk; `make status` says how much a night "
             f"needs; " + NEXT_NIGHT_RECOVERS,
         )
-    if any(isinstance(e, MemoryError) for e in _chain(exc)) or OUT_OF_MEMORY.search(text):
-        found = OUT_OF_MEMORY.search(text)
-        detail = found.group(0).strip() if found else _describe(exc)
-        limit = duckdb.duckdb_memory_limit
+    limit = duckdb.duckdb_memory_limit
+    if found := OUT_OF_MEMORY.search(text):  # DuckDB reached its limit
         return Failure(
             EXIT_OUT_OF_MEMORY,
-            f"out of memory under {MEMORY_LIMIT_SETTING}={limit}: {detail}",
+            f"out of memory under {MEMORY_LIMIT_SETTING}={limit}: {found.group(0).strip()}",
             f"raise {MEMORY_LIMIT_SETTING} (now {limit}; DuckDB spills what does not fit to "
             f"{TEMP_DIRECTORY_SETTING}), or run on a machine with more memory; "
             + NEXT_NIGHT_RECOVERS,
+        )
+    if any(isinstance(e, MemoryError) for e in _chain(exc)):  # Python itself found none left
+        return Failure(
+            EXIT_OUT_OF_MEMORY,
+            f"the machine ran out of memory outside DuckDB ({_describe(exc)}); DuckDB may "
+            f"use up to {MEMORY_LIMIT_SETTING}={limit}",
+            f"lower {MEMORY_LIMIT_SETTING} to leave Python and dbt room, stop what else uses "
+            "the machine's memory, or run on a bigger machine; " + NEXT_NIGHT_RECOVERS,
         )
     if isinstance(exc, (Interrupted, KeyboardInterrupt)):
         return Failure(

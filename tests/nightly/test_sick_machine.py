@@ -18,10 +18,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from core import lock
 from core.paths import Paths
+from core.warehouse import DuckDBSettings
 from dev_api.faults import FOREVER, Fault, FaultPlan
 from dev_api.server import running_api
 from extract.endpoints import ENDPOINTS
@@ -325,6 +327,30 @@ def test_a_full_disk_in_any_step_is_told_apart_from_other_failures(tmp_path: Pat
     assert night(paths, [Step("load", lambda run: None)]) == EXIT_SUCCESS
 
 
+def test_memory_exhausted_in_duckdb_or_in_python_is_told_apart(tmp_path: Path) -> None:
+    paths = Paths.under(tmp_path)
+
+    def duckdb_over_its_limit(run: NightlyRun) -> None:
+        with duckdb.connect(":memory:", config={"memory_limit": "1MB"}) as connection:
+            connection.execute("select count(distinct md5(range::varchar)) from range(300000)")
+
+    def python_out_of_memory(run: NightlyRun) -> None:
+        raise MemoryError
+
+    assert night(paths, [Step("dbt_build", duckdb_over_its_limit)]) == EXIT_OUT_OF_MEMORY
+    assert night(paths, [Step("scoring", python_out_of_memory)]) == EXIT_OUT_OF_MEMORY
+    in_duckdb, in_python = Ledger(paths.runs_dir).records()
+    limit = DuckDBSettings.from_config().duckdb_memory_limit
+    assert in_duckdb.error_message.startswith(
+        f"out of memory under NIGHTLY__DUCKDB_MEMORY_LIMIT={limit}: Out of Memory Error: "
+    )
+    assert in_python.error_message == (
+        "the machine ran out of memory outside DuckDB (MemoryError); DuckDB may use up to "
+        f"NIGHTLY__DUCKDB_MEMORY_LIMIT={limit}"
+    )
+    assert in_python.action and in_python.action.startswith("lower NIGHTLY__DUCKDB_MEMORY_LIMIT")
+
+
 def test_dbt_runs_under_the_same_duckdb_settings(tmp_path: Path) -> None:
     """dbt-duckdb reads the settings core.dbt passes (profiles.yml `settings:`)."""
     spill = tmp_path / "spill"
@@ -353,6 +379,7 @@ import os, sys
 from pathlib import Path
 from core.dbt import run_dbt
 from core.paths import Paths
+from core.warehouse import DuckDBSettings
 spill = os.environ["NIGHTLY__DUCKDB_TEMP_DIRECTORY"]
 shown = run_dbt(
     Paths.under(Path(sys.argv[1])), "show", "--inline",
