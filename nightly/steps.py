@@ -56,7 +56,8 @@ def api_pace(reports: dict[str, EndpointReport], seconds: float, history: list[R
     progress = ", ".join(
         f"{name} {report.pages_read}/{report.pages or '?'}" for name, report in reports.items()
     )
-    tonight = f"the API served {pages} pages in {seconds:,.0f} s ({pages / seconds * 60:,.1f}/min"
+    per_minute = pages / max(seconds, 0.001) * 60
+    tonight = f"the API served {pages} pages in {seconds:,.0f} s ({per_minute:,.1f}/min"
     usual = [pace for record in history if (pace := pages_per_minute(record)) is not None]
     if usual:
         tonight += f", usual {statistics.median(usual):,.1f}/min over {len(usual)} night(s)"

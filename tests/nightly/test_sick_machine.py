@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -29,7 +30,7 @@ from dev_api.server import running_api
 from extract.endpoints import ENDPOINTS
 from extract.settings import SourceSettings
 from nightly.failures import EXIT_DEADLINE, EXIT_NO_SPACE, EXIT_OUT_OF_MEMORY
-from nightly.ledger import Ledger
+from nightly.ledger import Ledger, utc_now
 from nightly.runner import EXIT_SUCCESS, NightlyRun, Step, run_night
 from nightly.settings import NightConfig, NightlySettings
 from recommender.settings import Settings as RecommenderSettings
@@ -37,6 +38,7 @@ from tests.nightly.support import (
     TIMEOUT_SECONDS,
     api_world,
     digest,
+    past_run,
     records,
     run_job,
     start_job,
@@ -272,6 +274,29 @@ def test_a_killed_job_leaves_no_dev_api_running(tmp_path: Path) -> None:
     finally:
         if not gone():  # never leave one behind, even when the test fails
             os.kill(child, signal.SIGKILL)
+
+
+def test_status_and_the_dead_man_check_the_room_for_the_next_night(tmp_path: Path) -> None:
+    Ledger(tmp_path / "runs").write(past_run(utc_now() - timedelta(hours=2)))  # not stale
+    free_mb = shutil.disk_usage(tmp_path).free / 1e6
+    with webhook_receiver() as (url, received):
+        short = status(
+            tmp_path,
+            "--alert-if-stale",
+            NIGHTLY__ALERT_WEBHOOK_URL=url,
+            NIGHTLY__MIN_FREE_MB=str(round(free_mb * 2)),
+        )
+        roomy = status(tmp_path, "--alert-if-stale", NIGHTLY__ALERT_WEBHOOK_URL=url)
+
+    assert short.returncode == 1
+    [line] = [line for line in short.stdout.splitlines() if line.startswith("Disk: ")]
+    assert line.endswith("TOO LITTLE for the next night")
+    assert f"at least NIGHTLY__MIN_FREE_MB={round(free_mb * 2)}" in line
+    [alert] = received
+    assert alert["text"].startswith("MooVitamix nightly: NOT ENOUGH DISK for the next night")
+    assert "STALE" not in alert["text"]
+    assert roomy.returncode == 0
+    assert "Disk: " in roomy.stdout and roomy.stdout.rstrip().endswith(": ok")
 
 
 # The runner's part, in this process with stand-in steps.
