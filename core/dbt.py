@@ -23,6 +23,7 @@ from pathlib import Path
 from core import lock
 from core.paths import DataDirError, Paths
 from core.privacy import PrivacySettings
+from core.warehouse import DuckDBSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILT_KINDS = frozenset({"model", "seed", "snapshot"})
@@ -122,6 +123,7 @@ def run_dbt(
     environment = {
         **os.environ,
         "MOOVITAMIX_DUCKDB_PATH": str(paths.warehouse),
+        **DuckDBSettings.from_config().environment(paths.warehouse),  # profiles.yml `settings`
         "DBT_PROFILES_DIR": os.environ.get("DBT_PROFILES_DIR", str(REPO_ROOT)),
         "DBT_USE_COLORS": "false",
     }

@@ -1,15 +1,20 @@
 """CLI: `python -m dev_api [--port 0] [--users N] ... [--fault SPEC ...]`, until SIGTERM/SIGINT.
 
 Prints exactly one line, "MooVitamix dev API listening on http://127.0.0.1:PORT", once it serves.
+With `--exit-with-parent PID` (what `start_api_process` passes) it also stops when that process
+is gone, however it died (SIGKILL included), so an embedded dev API never outlives its job.
 """
 
 import argparse
+import os
 import signal
 import threading
 
 from dev_api.faults import FaultPlan
 from dev_api.server import LISTENING_BANNER, DevApiServer
 from dev_api.world import World
+
+PARENT_POLL_SECONDS = 0.2
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -53,6 +58,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         default=0.1,
         help="share of requests hit by '*'-page faults (default: %(default)s)",
     )
+    parser.add_argument(
+        "--exit-with-parent",
+        type=int,
+        metavar="PID",
+        help="stop when process PID (the parent that started this one) is gone",
+    )
     parser.add_argument("--log-requests", action="store_true", help="log each request to stderr")
     parser.add_argument(
         "--cache-pages",
@@ -88,11 +99,25 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signal_number, lambda *_: stop.set())
+    if arguments.exit_with_parent is not None:
+        threading.Thread(
+            target=_stop_when_orphaned,
+            args=(arguments.exit_with_parent, stop),
+            name="parent-watch",
+            daemon=True,
+        ).start()
     server.start()
     print(f"{LISTENING_BANNER}{server.url}", flush=True)
     stop.wait()
     server.stop()
     return 0
+
+
+def _stop_when_orphaned(parent: int, stop: threading.Event) -> None:
+    """Set `stop` once `parent` is no longer our parent (it died and we were re-parented)."""
+    while not stop.wait(PARENT_POLL_SECONDS):
+        if os.getppid() != parent:
+            stop.set()
 
 
 if __name__ == "__main__":

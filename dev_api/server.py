@@ -6,6 +6,7 @@ It answers like the real FastAPI service: same paths, page envelopes, 422 bodies
 
 import ipaddress
 import logging
+import os
 import re
 import select
 import socket
@@ -291,9 +292,10 @@ def start_api_process(
     """Start `python -m dev_api` on a free port in a child process; returns (process, url).
 
     `faults` are CLI fault specs (see Fault.parse). The caller stops the process:
-    terminate() then wait().
+    terminate() then wait(); if the caller dies first (even by SIGKILL), the child stops itself.
     """
     arguments = [sys.executable, "-m", "dev_api", "--port", "0"]
+    arguments += ["--exit-with-parent", str(os.getpid())]
     for name, value in world_kwargs.items():
         arguments += [f"--{name}", str(value)]
     for spec in faults:

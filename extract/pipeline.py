@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dlt
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-from core.warehouse import RAW_SCHEMA
+from core.warehouse import RAW_SCHEMA, DuckDBSettings
 from extract.endpoints import ENDPOINTS, Endpoint
 from extract.source import (
     QUARANTINE_TABLE,
@@ -107,11 +108,15 @@ class ExtractionSummary:
 
 
 def make_pipeline(duckdb_path: Path, pipelines_dir: Path) -> dlt.Pipeline:
-    """The dlt pipeline that owns the `raw` schema of the DuckDB file."""
+    """The dlt pipeline that owns the `raw` schema of the DuckDB file, under the project's DuckDB
+    memory limit and spill folder (set on each connection dlt opens)."""
     duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    config = DuckDBSettings.from_config().config(duckdb_path)
     return dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
-        destination=dlt.destinations.duckdb(str(duckdb_path)),
+        destination=dlt.destinations.duckdb(
+            DuckDbCredentials(str(duckdb_path), global_config=config)
+        ),
         dataset_name=RAW_SCHEMA,
         pipelines_dir=str(pipelines_dir),
     )
@@ -199,14 +204,22 @@ def prune_superseded_lists(pipeline: dlt.Pipeline) -> None:
 
 
 def extract_verified(
-    pipeline: dlt.Pipeline, api_url: str, api_token: str | None
+    pipeline: dlt.Pipeline,
+    api_url: str,
+    api_token: str | None,
+    reports: dict[str, EndpointReport] | None = None,
 ) -> VerifiedExtraction:
     """Complete an interrupted run's verified package, then extract tonight's into a local
-    package and check it is complete; re-read once if the API moved."""
+    package and check it is complete; re-read once if the API moved.
+
+    `reports`, if given, is filled while pages are read: a caller that stops the extraction
+    (a deadline) can still say how far it got.
+    """
     started = time.monotonic()
     recovered = recover_pending_packages(pipeline)
+    reports = {} if reports is None else reports
     for attempt in (1, 2):
-        reports: dict[str, EndpointReport] = {}
+        reports.clear()
         try:
             pipeline.extract(
                 moovitamix_source(api_url=api_url, api_token=api_token, reports=reports),
@@ -224,6 +237,9 @@ def extract_verified(
             if cause is exc:
                 raise
             raise cause from exc
+        except BaseException:  # stopped (a deadline, SIGTERM): drop the partial read too
+            pipeline.abort_packages()
+            raise
     raise AssertionError("unreachable")
 
 

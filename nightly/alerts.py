@@ -40,6 +40,10 @@ def compose(record: RunRecord, alert_on_warning: bool, report: Path | None = Non
     lines += [f"{f.level.upper()} {f.message}" for f in findings[:MAX_FINDING_LINES]]
     if len(findings) > MAX_FINDING_LINES:
         lines.append(f"... and {len(findings) - MAX_FINDING_LINES} more (ops.run_findings)")
+    if record.status == FAILED and record.free_bytes is not None:
+        lines.append(f"Free space in the data folder: {record.free_bytes / 1e6:,.1f} MB")
+    if record.status in (FAILED, REFUSED) and record.action:
+        lines.append(f"What to do: {record.action}")
     if report:
         lines.append(f"Run report: {report.resolve()}")
     return "\n".join(lines)

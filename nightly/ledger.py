@@ -5,10 +5,14 @@ could not be read during a run (`make status`), nor written by a run that cannot
 (refused, or failing to open it). A small file per run, written to a temporary name, fsynced and
 renamed over the old one, is readable at any moment without a lock, and a killed run leaves its
 last state (running, in step X) for the next run to close. The `ops` schema is rebuilt from it.
+
+A full disk must not cost the night its record: the ledger keeps a small reserve file, created
+while there is room, and gives it up to write a record the disk has no room for.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -26,6 +30,7 @@ T = TypeVar("T")
 RUNNING, SUCCESS, WARNED, FAILED, REFUSED = "running", "success", "warned", "failed", "refused"
 SUCCEEDED = frozenset({SUCCESS, WARNED})  # the runs whose numbers are history to compare with
 INFO, WARNING, ERROR = "info", "warning", "error"
+RESERVE_BYTES = 1 << 20  # a run record is tens of KB: room for a few of them
 
 
 def utc_now() -> datetime:
@@ -62,6 +67,7 @@ class TableVolume:
     retried_requests: int | None = None
     rate_limited_requests: int | None = None
     listens: int | None = None  # listen_history: listens in the current lists
+    pages_read: int | None = None  # raw tables: API pages read (the API's pace against usual)
 
 
 @dataclass
@@ -92,6 +98,10 @@ class RunRecord:
     load_id: str | None = None
     published_at: datetime | None = None
     alert: str | None = None
+    action: str | None = None  # what the operator should do about a failure
+    free_bytes: int | None = None  # free space in the data folder when the run ended
+    data_dir_bytes: int | None = None  # the data folder's size when the run ended
+    limits: dict[str, Any] = field(default_factory=dict)  # memory, deadlines, disk: as applied
     steps: list[StepTiming] = field(default_factory=list)
     volumes: list[TableVolume] = field(default_factory=list)
     nodes: list[NodeResult] = field(default_factory=list)
@@ -140,6 +150,7 @@ class RunRecord:
                 "volumes": [_known(TableVolume, v) for v in data["volumes"]],
                 "nodes": [_known(NodeResult, n) for n in data["nodes"]],
                 "findings": [_known(Finding, f) for f in data["findings"]],
+                "limits": data.get("limits") or {},
             },
         )
 
@@ -150,15 +161,46 @@ class Ledger:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
+    @property
+    def reserve(self) -> Path:
+        return self.folder / ".reserve"
+
     def write(self, record: RunRecord) -> None:
-        """Replace the run's file in one rename, so a reader sees the old or the new record."""
+        """Replace the run's file in one rename, so a reader sees the old or the new record. On a
+        full disk, give up the reserve and try once more."""
+        try:
+            self._write(record)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC or not self.reserve.exists():
+                raise
+            log.warning("the disk is full: giving up the ledger's reserve to write the record")
+            self.reserve.unlink()
+            self._write(record)
+
+    def keep_reserve(self) -> None:
+        """Make sure the reserve exists (while there is room; a failure is only logged)."""
+        if self.reserve.exists():
+            return
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with self.reserve.open("wb") as file:
+                os.posix_fallocate(file.fileno(), 0, RESERVE_BYTES)
+        except OSError as exc:
+            self.reserve.unlink(missing_ok=True)
+            log.warning("could not reserve room for the run records in %s: %s", self.folder, exc)
+
+    def _write(self, record: RunRecord) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         final = self.folder / f"{record.run_id}.json"
         temporary = self.folder / f".{record.run_id}.json.tmp"
-        with temporary.open("w") as file:
-            file.write(record.to_json())
-            file.flush()
-            os.fsync(file.fileno())
+        try:
+            with temporary.open("w") as file:
+                file.write(record.to_json())
+                file.flush()
+                os.fsync(file.fileno())
+        except OSError:
+            temporary.unlink(missing_ok=True)
+            raise
         os.replace(temporary, final)
 
     def records(self) -> list[RunRecord]:

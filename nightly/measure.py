@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from core.warehouse import ANALYST_SCHEMAS, RAW_SCHEMA
+from core.warehouse import ANALYST_SCHEMAS, RAW_SCHEMA, connect
 from extract.endpoints import ENDPOINTS
 
 
@@ -26,7 +26,7 @@ class Measurements:
 
 def measure(duckdb_path: Path, since_load_id: str | None) -> Measurements:
     """Count everything in one short read-only session of the warehouse."""
-    with duckdb.connect(str(duckdb_path), read_only=True) as connection:
+    with connect(duckdb_path, read_only=True) as connection:
         table_rows = {
             f"{RAW_SCHEMA}.{endpoint.name}": connection.execute(
                 f"select count(*) from {RAW_SCHEMA}.{endpoint.name} where _dlt_valid_to is null"

@@ -14,6 +14,7 @@ import duckdb
 import pyarrow as pa
 
 from core.dbt import failed_and_warned_tests
+from core.warehouse import connect
 from nightly.ledger import RunRecord
 from nightly.privacy import ERASURE_SCHEMA
 
@@ -112,7 +113,7 @@ def write_ops_tables(
 
 def materialise(duckdb_path: Path, records: Sequence[RunRecord], erasures: pa.Table) -> None:
     """Rewrite the ops schema of the private warehouse from the ledger."""
-    with duckdb.connect(str(duckdb_path)) as connection:
+    with connect(duckdb_path) as connection:
         catalog = connection.execute("select current_database()").fetchone()[0]
         write_ops_tables(connection, catalog, records, erasures)
 

@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 
+from core.warehouse import connect
 from nightly.ledger import RunRecord
 from nightly.measure import analyst_relations
 from nightly.ops_tables import write_ops_tables
@@ -84,9 +84,8 @@ def publish(
 def _write_snapshot(
     warehouse: Path, staging: Path, records: Sequence[RunRecord], erasures: pa.Table
 ) -> dict[str, int]:
-    """Build the new file (DuckDB spills, if it must, beside it); returns each table's rows."""
-    settings = {"storage_compatibility_version": STORAGE_VERSION}
-    with duckdb.connect(str(staging), config=settings) as connection:
+    """Build the new file (DuckDB spills, if need be, to its temp folder); each table's rows."""
+    with connect(staging, storage_compatibility_version=STORAGE_VERSION) as connection:
         snapshot = connection.execute("select current_database()").fetchone()[0]
         connection.execute(f"attach ? as {WAREHOUSE} (read_only)", [str(warehouse)])
         copied = {}
@@ -109,7 +108,7 @@ def _write_snapshot(
 def _check_snapshot(staging: Path, copied: dict[str, int]) -> None:
     """Open the new file as an analyst would: the storage format their clients read, and every
     table with its rows."""
-    with duckdb.connect(str(staging), read_only=True) as connection:
+    with connect(staging, read_only=True) as connection:
         [tags] = connection.execute(
             "select tags from duckdb_databases() where database_name = current_database()"
         ).fetchone()

@@ -3,15 +3,21 @@
 A step is `Step(name, action)`; the action receives the `NightlyRun` and raises to fail the run.
 Checks record findings instead of raising: an error-level finding (a data-quality error) skips
 the steps after it (publish above all) except those marked `after_data_error`, so the night is
-still measured and recorded. Whatever happens, the run ends with its record written, the alert
-sent and the `ops` schema refreshed, and returns an exit code that says which outcome it was.
+still measured and recorded. Whatever happens, the run ends with the alert sent (first: it needs
+no disk, and the disk may be what failed), then its record written and the `ops` schema
+refreshed as far as the machine allows, and returns an exit code that says which outcome it was.
+
+Before the first step the night checks the data folder has room for it (`nightly.disk`); every
+step runs under a deadline (its share of the night's, and never past the night's).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -21,7 +27,20 @@ from core import lock
 from core.dbt import DbtRun
 from core.paths import DataDirError
 from extract.pipeline import ExtractionSummary, VerifiedExtraction
-from nightly import alerts, ops_tables, report
+from nightly import alerts, disk, ops_tables, report
+from nightly.failures import (
+    EXIT_DATA_QUALITY,
+    EXIT_FAILED,
+    EXIT_LOCKED,
+    EXIT_NO_SPACE,
+    EXIT_SUCCESS,
+    EXIT_UNSAFE,
+    DeadlineExceeded,
+    Failure,
+    Interrupted,
+    diagnose,
+)
+from nightly.failures import StepFailed as StepFailed  # the steps' way to fail, re-exported
 from nightly.ledger import (
     ERROR,
     FAILED,
@@ -43,20 +62,6 @@ from nightly.settings import NightConfig, NightlySettings
 
 log = logging.getLogger("moovitamix.nightly")
 
-EXIT_SUCCESS = 0  # published (warnings allowed)
-EXIT_FAILED = 1  # a step failed or the run was interrupted: nothing published
-EXIT_DATA_QUALITY = 2  # a dbt test or an anomaly check found an error: nothing published
-EXIT_LOCKED = 75  # another run holds the lock (sysexits' EX_TEMPFAIL: try again later)
-EXIT_UNSAFE = 78  # the data folder is open to other accounts: nothing written (EX_CONFIG)
-
-
-class StepFailed(Exception):
-    """A step could not do its job; the message says what and is the run record's error."""
-
-
-class Interrupted(BaseException):
-    """SIGTERM (a scheduler's timeout, a shutdown): fail the current step and record it."""
-
 
 @dataclass
 class NightlyRun:
@@ -68,6 +73,7 @@ class NightlyRun:
     ledger: Ledger
     earlier: list[RunRecord]  # every earlier run, oldest first
     lock_descriptor: int  # for child processes that must hold the run lock while they work
+    night_ends: float = math.inf  # time.monotonic() of the night's deadline
     extraction: VerifiedExtraction | None = None  # extract: tonight's verified package
     loaded: ExtractionSummary | None = None  # load: what raw gained and lost
     build: DbtRun | None = None  # dbt_build: every node's result
@@ -148,17 +154,70 @@ def run_night(steps: Sequence[Step], config: NightConfig) -> NightOutcome:
     try:
         with lock.exclusive(paths.lock_file) as descriptor:
             run = NightlyRun(record, config, ledger, ledger.records(), descriptor)
-            ledger.write(record)
-            log.info("nightly run %s started", record.run_id)
-            _close_interrupted_runs(run)
-            _check_freshness(run)
-            with _terminate_raises():
-                exit_code = _run_steps(run, steps)
-            _finish(run, exit_code)
-            return NightOutcome(exit_code, record, run.build)
+            run.night_ends = time.monotonic() + config.nightly.night_deadline_minutes * 60
+            try:
+                with _terminate_raises():
+                    return _run(run, steps)
+            except BaseException as exc:  # SIGTERM between steps, a bug of the runner: still tell
+                log.error("the nightly run failed outside its steps", exc_info=True)
+                if record.finished_at is None:
+                    _fail(run, exc, record.current_step or "runner")
+                    _finish(run, record.exit_code or EXIT_FAILED)
+                return NightOutcome(record.exit_code or EXIT_FAILED, record, run.build)
     except lock.LockHeld as exc:
         _refuse(record, ledger, config.nightly, exc)
         return NightOutcome(EXIT_LOCKED, record)
+
+
+def _run(run: NightlyRun, steps: Sequence[Step]) -> NightOutcome:
+    record = run.record
+    space = disk.check_space(run.config.paths, run.earlier, run.settings)
+    record.limits = _limits(run, space)
+    _save(run.ledger, record)
+    log.info("nightly run %s started", record.run_id)
+    log.info("limits: %s", ", ".join(f"{name} {value}" for name, value in record.limits.items()))
+    _close_interrupted_runs(run)
+    _check_freshness(run)
+    if space.ok:
+        run.ledger.keep_reserve()
+        exit_code = _run_steps(run, steps)
+    else:
+        exit_code = _refuse_to_start(run, space)
+    _finish(run, exit_code)
+    return NightOutcome(exit_code, record, run.build)
+
+
+def _limits(run: NightlyRun, space: disk.SpaceCheck) -> dict[str, object]:
+    """What bounds tonight, as applied: stated in the log and the run record."""
+    config = run.config
+    return {
+        "duckdb_memory_limit": config.duckdb.duckdb_memory_limit,
+        "duckdb_temp_directory": str(config.duckdb.temp_directory(config.paths.warehouse)),
+        "night_deadline_minutes": run.settings.night_deadline_minutes,
+        "step_deadline_minutes": _step_minutes(run.settings),
+        "free_bytes": space.free_bytes,
+        "needed_bytes": space.needed_bytes,
+    }
+
+
+def _step_minutes(settings: NightlySettings) -> float:
+    return settings.night_deadline_minutes * settings.step_deadline_share
+
+
+def _refuse_to_start(run: NightlyRun, space: disk.SpaceCheck) -> int:
+    """The preflight's verdict: not enough room for tonight, so nothing is started."""
+    record = run.record
+    record.failing_step = "preflight"
+    record.error_message = f"not enough disk space to start: {space.describe()}"
+    record.action = (
+        f"free space on the disk of {space.folder} (old logs, other files), move the data "
+        "folder (MOOVITAMIX_DATA_DIR) to a bigger disk, or, if the estimate is wrong, lower "
+        "NIGHTLY__FREE_SPACE_MARGIN / NIGHTLY__MIN_FREE_MB; nothing was started, raw and the "
+        "analysts' file are unchanged"
+    )
+    record.steps.append(StepTiming("preflight", utc_now(), 0.0, "failed"))
+    log.error("%s", record.error_message)
+    return EXIT_NO_SPACE
 
 
 def _run_steps(run: NightlyRun, steps: Sequence[Step]) -> int:
@@ -170,31 +229,42 @@ def _run_steps(run: NightlyRun, steps: Sequence[Step]) -> int:
             log.warning("step %s skipped: a data-quality error was found", step.name)
             continue
         record.current_step = step.name
-        run.ledger.write(record)
-        log.info("step %s started", step.name)
         try:
-            step.action(run)
-        except BaseException as exc:  # Ctrl-C and SIGTERM too: the record must say so
+            _save(run.ledger, record)
+            log.info("step %s started", step.name)
+            with _deadline(run, step.name):
+                step.action(run)
+        except BaseException as exc:  # Ctrl-C, SIGTERM and deadlines too: the record must say so
             seconds = round(time.monotonic() - clock, 3)
             record.steps.append(StepTiming(step.name, started_at, seconds, "failed"))
-            record.failing_step = step.name
-            record.error_message = str(exc) if isinstance(exc, StepFailed) else _describe(exc)
+            failure = _fail(run, exc, step.name)
             log.error(
                 "step %s failed: %s",
                 step.name,
                 record.error_message,
-                exc_info=not isinstance(exc, (StepFailed, Interrupted, KeyboardInterrupt)),
+                exc_info=failure.action.startswith("an unexpected error"),
             )
-            return EXIT_FAILED
+            return failure.exit_code
         seconds = round(time.monotonic() - clock, 3)
         record.steps.append(StepTiming(step.name, started_at, seconds, "ok"))
         log.info("step %s done in %.1f s", step.name, seconds)
     return EXIT_DATA_QUALITY if run.has_data_error else EXIT_SUCCESS
 
 
+def _fail(run: NightlyRun, exc: BaseException, where: str) -> Failure:
+    """Record why the night failed at `where`."""
+    failure = diagnose(exc, where, run.config.paths.data_dir, run.config.duckdb)
+    record = run.record
+    record.failing_step = where
+    record.error_message, record.action = failure.message, failure.action
+    record.exit_code = failure.exit_code
+    return failure
+
+
 def _finish(run: NightlyRun, exit_code: int) -> None:
-    """Close the record (status, outcome, alert), write it, alert, refresh `ops`, then write
-    the run report (best effort: a report that cannot be written never fails the night)."""
+    """Close the record (status, outcome), alert first (it needs no disk, and the disk may be
+    what failed), then write the record, refresh `ops` and the run report as far as the machine
+    allows (best effort), and end with one line that says what happened and what to do."""
     record, settings, paths = run.record, run.settings, run.config.paths
     record.finished_at = utc_now()
     record.current_step = None
@@ -202,25 +272,47 @@ def _finish(run: NightlyRun, exit_code: int) -> None:
         errors = record.findings_at(ERROR)
         record.failing_step = errors[0].step
         record.error_message = f"{len(errors)} data-quality error(s): {errors[0].message}"
+        record.action = (
+            "look at the failed checks (ops.test_results, ops.run_findings); fix the data or "
+            "the API, or set NIGHTLY__ACCEPT_VOLUME_DROP=true for one run if a drop is real"
+        )
     record.exit_code = exit_code
     record.status = FAILED if exit_code else WARNED if record.findings_at(WARNING) else SUCCESS
+    with contextlib.suppress(OSError):
+        record.free_bytes = disk.free_bytes(paths.data_dir)
     record.alert = alerts.compose(record, settings.alert_on_warning, paths.report)
-    run.ledger.write(record)
-    print(
-        f"Nightly run {record.run_id}: {record.status} in {record.seconds:.1f} s, exit {exit_code}"
-        + ("" if record.published_at else "; nothing published")
-    )
     if record.alert:
         alerts.send(record.alert, settings.alert_webhook_url)
+    record.data_dir_bytes = disk.folder_bytes(paths.data_dir)
+    if _save(run.ledger, record):
+        try:
+            erasures = ErasureLog(paths).table()
+            ops_tables.materialise(paths.warehouse, run.ledger.records(), erasures)
+        except Exception as exc:  # the ledger holds the record; ops catches up next run
+            log.warning("could not refresh the ops schema of the warehouse: %s", exc)
+        try:
+            log.info("run report: %s", report.write(paths, settings))
+        except Exception as exc:  # the ledger holds the record; `make report` can redo it
+            log.warning("could not write the run report %s: %s", paths.report, exc)
+    sys.stderr.flush()
+    print(
+        f"Nightly run {record.run_id}: {record.status}"
+        + (f" at step {record.failing_step}" if exit_code else "")
+        + f" in {record.seconds:.1f} s, exit {exit_code}"
+        + ("" if record.published_at else "; nothing published")
+        + (f". {record.error_message}. What to do: {record.action}" if exit_code else ""),
+        flush=True,
+    )
+
+
+def _save(ledger: Ledger, record: RunRecord) -> bool:
+    """Write the record if the machine lets us; the alert does not depend on it."""
     try:
-        erasures = ErasureLog(paths).table()
-        ops_tables.materialise(paths.warehouse, run.ledger.records(), erasures)
-    except Exception as exc:  # the ledger holds the record; ops catches up next run
-        log.warning("could not refresh the ops schema of the warehouse: %s", exc)
-    try:
-        log.info("run report: %s", report.write(paths, settings))
-    except Exception as exc:  # the ledger holds the record; `make report` can redo it
-        log.warning("could not write the run report %s: %s", paths.report, exc)
+        ledger.write(record)
+        return True
+    except OSError as exc:
+        log.error("could not write the run record to %s: %s", ledger.folder, exc)
+        return False
 
 
 def _refuse(
@@ -229,12 +321,13 @@ def _refuse(
     """Record and report a run that found another one running."""
     record.status, record.exit_code, record.failing_step = REFUSED, EXIT_LOCKED, "lock"
     record.error_message = f"{exc}: this run did nothing"
+    record.action = "nothing: the run in progress goes on (`make status` shows it)"
     record.finished_at = utc_now()
     record.alert = alerts.compose(record, settings.alert_on_warning)
-    ledger.write(record)
-    log.error("%s; exiting with %d", record.error_message, EXIT_LOCKED)
     if record.alert:
         alerts.send(record.alert, settings.alert_webhook_url)
+    _save(ledger, record)
+    log.error("%s; exiting with %d", record.error_message, EXIT_LOCKED)
 
 
 def _close_interrupted_runs(run: NightlyRun) -> None:
@@ -246,7 +339,7 @@ def _close_interrupted_runs(run: NightlyRun) -> None:
             f"during step {stale.current_step}"
         )
         stale.current_step = None
-        run.ledger.write(stale)
+        _save(run.ledger, stale)
         run.add(
             [
                 Finding(
@@ -289,5 +382,37 @@ def _terminate_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+@contextlib.contextmanager
+def _deadline(run: NightlyRun, step: str) -> Iterator[None]:
+    """Raise `DeadlineExceeded` in the step (SIGALRM) when it passes its deadline: its share of
+    the night's, or what is left of the night's, whichever comes first."""
+    settings = run.settings
+    step_seconds = _step_minutes(settings) * 60
+    left = run.night_ends - time.monotonic()
+    if left <= step_seconds:
+        seconds = left
+        reason = (
+            f"the night's deadline (NIGHTLY__NIGHT_DEADLINE_MINUTES="
+            f"{settings.night_deadline_minutes:g})"
+        )
+    else:
+        seconds = step_seconds
+        reason = (
+            f"its deadline of {step_seconds / 60:g} min (NIGHTLY__STEP_DEADLINE_SHARE="
+            f"{settings.step_deadline_share:g} of NIGHTLY__NIGHT_DEADLINE_MINUTES="
+            f"{settings.night_deadline_minutes:g})"
+        )
+    message = f"step {step} stopped at {reason}"
+    if seconds <= 0:
+        raise DeadlineExceeded(message)
+
+    def expire(signum: int, frame: object) -> None:
+        raise DeadlineExceeded(message)
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

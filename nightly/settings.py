@@ -14,6 +14,7 @@ from typing import Any
 from core.config import SECRET, resolve
 from core.paths import Paths
 from core.privacy import PrivacySettings
+from core.warehouse import DuckDBSettings
 from extract.settings import SourceSettings
 from recommender.settings import Settings as RecommenderSettings
 
@@ -42,6 +43,15 @@ class NightlySettings:
     duration_warn_min_seconds: float = 60.0
     # the last successful load (and publish) older than this is stale: the dead-man's switch
     stale_after_hours: float = 26.0
+    # the night's deadline: past it the running step is stopped and the run fails (exit 124)
+    night_deadline_minutes: float = 240.0
+    # no step may run longer than this share of the night's deadline
+    step_deadline_share: float = 0.5
+    # free space a night needs in the data folder, checked before it starts (exit 3 if short):
+    # free_space_margin x (the largest growth of the folder over the last nights + a publish),
+    # and never less than min_free_mb
+    min_free_mb: float = 256.0
+    free_space_margin: float = 2.0
     # alert on warnings too, not only on failures and data-quality errors
     alert_on_warning: bool = True
     # Slack-style incoming webhook; None: alerts go to the log only
@@ -62,6 +72,9 @@ class NightConfig:
     source: SourceSettings
     recommender: RecommenderSettings
     privacy: PrivacySettings
+    # DuckDB's memory limit and spill folder (section `nightly` too: NIGHTLY__DUCKDB_*); every
+    # connection resolves them the same way, this copy is what the run record states
+    duckdb: DuckDBSettings = field(default_factory=DuckDBSettings.from_config)
 
     @classmethod
     def resolve(cls) -> NightConfig:

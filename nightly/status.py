@@ -3,7 +3,9 @@
 It reads the run ledger only, never the warehouse, so it never needs (or blocks) the writer's lock
 and works while a run is in progress, which it shows as running. `--alert-if-stale` makes it the
 dead-man's switch for cron: it alerts, and exits 1, when the last successful load or publish is
-older than `stale_after_hours`, which also catches the nights when no run happened at all.
+older than `stale_after_hours`, which also catches the nights when no run happened at all, or
+when the data folder has too little free space for the next night (the nightly job's own
+preflight check, `nightly.disk`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from core.dbt import failed_and_warned_tests
 from core.paths import Paths
 from core.warehouse import RAW_SCHEMA
 from extract.endpoints import ENDPOINTS
-from nightly import alerts
+from nightly import alerts, disk
 from nightly.ledger import RUNNING, Ledger, RunRecord, utc_now
 from nightly.settings import NightlySettings
 
@@ -42,7 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nightly.status", description=__doc__)
     parser.add_argument("--runs", type=int, default=10, help="runs to list (default: %(default)s)")
     parser.add_argument(
-        "--alert-if-stale", action="store_true", help="alert and exit 1 when a source is stale"
+        "--alert-if-stale",
+        action="store_true",
+        help="alert and exit 1 when a source is stale or the disk too full for the next night",
     )
     args = parser.parse_args(argv)
     settings = NightlySettings.from_config()
@@ -57,11 +61,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(render_runs(records[-args.runs :], run_in_progress, now))
     print()
     print(render_freshness(freshness, now, settings.stale_after_hours))
+    space = disk.check_space(paths, records, settings)
+    print()
+    print(f"Disk: {space.describe()}: {'ok' if space.ok else 'TOO LITTLE for the next night'}")
     stale = [entry for entry in freshness if entry.stale]
-    if args.alert_if_stale and stale:
-        alerts.send(
-            dead_man_alert(stale, now, settings.stale_after_hours), settings.alert_webhook_url
+    problems = [dead_man_alert(stale, now, settings.stale_after_hours)] if stale else []
+    if not space.ok:
+        problems.append(
+            f"MooVitamix nightly: NOT ENOUGH DISK for the next night, which will refuse to "
+            f"start (exit 3): {space.describe()}. Free space on that disk."
         )
+    if args.alert_if_stale and problems:
+        alerts.send("\n".join(problems), settings.alert_webhook_url)
         return EXIT_STALE
     return 0
 

@@ -9,25 +9,29 @@ data-quality error. With no API configured, `extract` serves the dev API's next 
 from __future__ import annotations
 
 import contextlib
+import statistics
+import time
 
 from core.dbt import FAILED_STATUSES, run_dbt
 from core.warehouse import RAW_SCHEMA
 from dev_api.server import serve_next_day
 from extract.pipeline import extract_verified, load_verified, make_pipeline
-from extract.source import ExtractionError
+from extract.source import EndpointReport, ExtractionError
 from nightly.checks import duration_finding, listens_finding, new_test_warnings, volume_findings
-from nightly.ledger import ERROR, INFO, Finding, TableVolume, utc_now
+from nightly.failures import DeadlineExceeded, StepFailed
+from nightly.ledger import ERROR, INFO, Finding, RunRecord, TableVolume, utc_now
 from nightly.measure import measure
 from nightly.privacy import REQUEST, RETENTION, ErasureLog, apply_retention
 from nightly.publish import publish as publish_snapshot
-from nightly.runner import NightlyRun, Step, StepFailed
+from nightly.runner import NightlyRun, Step
 from recommender.nightly import run as recommend_tonight
 
 LISTEN_HISTORY_TABLE = f"{RAW_SCHEMA}.listen_history"
 
 
 def extract(run: NightlyRun) -> None:
-    """Finish an interrupted run's verified package, then read the API into a verified package."""
+    """Finish an interrupted run's verified package, then read the API into a verified package;
+    stopped at its deadline, it says how fast the API served pages against usual."""
     paths, source = run.config.paths, run.config.source
     pipeline = make_pipeline(paths.warehouse, paths.pipelines_dir)
     api = (
@@ -35,11 +39,37 @@ def extract(run: NightlyRun) -> None:
         if source.api_url
         else serve_next_day(paths.dev_api_day_file)
     )
+    reports: dict[str, EndpointReport] = {}
+    started = time.monotonic()
     try:
         with api as url:
-            run.extraction = extract_verified(pipeline, url, source.api_token)
+            run.extraction = extract_verified(pipeline, url, source.api_token, reports)
     except ExtractionError as exc:
         raise StepFailed(f"extraction failed, raw tables unchanged: {exc}") from exc
+    except DeadlineExceeded as exc:
+        pace = api_pace(reports, time.monotonic() - started, run.history())
+        raise DeadlineExceeded(f"{exc}; extraction aborted, raw tables unchanged; {pace}") from exc
+
+
+def api_pace(reports: dict[str, EndpointReport], seconds: float, history: list[RunRecord]) -> str:
+    """How fast the API served pages tonight against the usual pace of the last nights."""
+    pages = sum(report.pages_read for report in reports.values())
+    progress = ", ".join(
+        f"{name} {report.pages_read}/{report.pages or '?'}" for name, report in reports.items()
+    )
+    per_minute = pages / max(seconds, 0.001) * 60
+    tonight = f"the API served {pages} pages in {seconds:,.0f} s ({per_minute:,.1f}/min"
+    usual = [pace for record in history if (pace := pages_per_minute(record)) is not None]
+    if usual:
+        tonight += f", usual {statistics.median(usual):,.1f}/min over {len(usual)} night(s)"
+    return f"{tonight}; pages read: {progress or 'none'})"
+
+
+def pages_per_minute(record: RunRecord) -> float | None:
+    """The pace of a run's extraction: pages read per minute of its extract step."""
+    pages = [v.pages_read for v in record.volumes if v.pages_read is not None]
+    seconds = sum(t.seconds for t in record.steps if t.step == "extract" and t.outcome == "ok")
+    return sum(pages) / seconds * 60 if pages and seconds > 0 else None
 
 
 def load(run: NightlyRun) -> None:
@@ -59,6 +89,7 @@ def load(run: NightlyRun) -> None:
             quarantined_rows=table.quarantined,
             retried_requests=table.error_responses,
             rate_limited_requests=table.rate_limited,
+            pages_read=run.extraction.reports[table.endpoint].pages_read,
         )
         for table in summary.tables
     ]
