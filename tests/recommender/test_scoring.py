@@ -8,6 +8,7 @@ the marts with SQL of its own.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -135,7 +136,6 @@ def test_a_champion_loaded_by_version_reproduces_its_recommendations(
     scored: tuple[Settings, ModelVersion],
 ) -> None:
     settings, version = scored
-    assert version.model_kind == "als"  # the learned model, fitted with random initial factors
     model = load(Path(version.artifact_path))
     again = recommendations_table(model, version.model_version, settings)
     rows = sorted(
@@ -164,7 +164,15 @@ def test_a_replacement_that_fails_leaves_the_previous_rows_whole(
         }
     )
     with pytest.raises(Exception, match="NOT NULL"):
-        replace_recommendations(settings.duckdb_path, broken)
+        replace_recommendations(settings.duckdb_path, [broken.slice(0, 1), broken])
+    assert recommendations(settings) == before
+
+    def failing_midway() -> Iterator[pa.Table]:
+        yield broken.slice(0, 1)  # written inside the transaction, then the scoring fails
+        raise RuntimeError("scoring failed after the first batch")
+
+    with pytest.raises(RuntimeError, match="after the first batch"):
+        replace_recommendations(settings.duckdb_path, failing_midway())
     assert recommendations(settings) == before
 
 
