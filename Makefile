@@ -48,8 +48,12 @@ train: install ## Retrain the recommender: fit, evaluate on one holdout, promoti
 	$(BIN)/python -m recommender train
 
 .PHONY: bench-reco
-bench-reco: install ## Recommender at 100,000 dev API users: every model, both baselines, the ceiling
+bench-reco: install ## Recommender at 100,000 dev API users, 10,000 tracks: every model, the ceiling, cold start
 	$(BIN)/python -m recommender bench $(ARGS)
+
+.PHONY: bench-reco-scale
+bench-reco-scale: install ## Recommender at 1,000,000 users x 100,000 tracks: fit, fold-in, top-k, write vs the floor
+	$(BIN)/python -m benchmarks.reco_scale $(ARGS)
 
 .PHONY: dbt-build
 dbt-build: install ## dbt build alone, on the raw data already loaded (takes the run lock)

@@ -160,7 +160,7 @@ def recommendation_batches(
         tally.rows += table.num_rows
         tally.users += len(users)
         tally.cold_rows += table.num_rows
-        progress.advance(len(users))
+        progress.advance(int((positions(users, history.user_ids) < 0).sum()))  # not yet counted
         yield table
 
 

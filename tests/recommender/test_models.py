@@ -7,6 +7,8 @@ in 30,000 users at once over 12,000 tracks is what stalled the scoring before it
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -15,7 +17,8 @@ from threadpoolctl import threadpool_limits
 
 from dev_api.world import World
 from recommender.data import PAIR_KEY, Interactions
-from recommender.models import MODEL_KINDS, Als, Model, recommend
+from recommender.models import MODEL_KINDS, Als, Model, recommend, recommend_batches
+from recommender.progress import Progress
 from recommender.scoring import cold_start
 from recommender.settings import DEFAULT_CANDIDATES
 
@@ -129,3 +132,35 @@ def test_cold_start_is_the_genre_s_most_listened_tracks_the_user_has_not_played(
     assert tracks[1].tolist() == by_listeners[:K]
     assert not np.isin(tracks[0], played_tracks).any()
     assert (np.diff(scores, axis=1) <= 0).all()
+
+
+def test_scoring_reports_progress_to_the_log_and_the_callback(
+    listens: Interactions, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = MODEL_KINDS["popularity"]({})
+    model.fit(listens)
+    rows = np.arange(len(listens.user_ids))
+    messages: list[str] = []
+    progress = Progress(messages.append, every_seconds=0.0)  # report at every batch
+    caplog.set_level(logging.INFO, logger="moovitamix.recommender")
+    progress.step("scoring", total=len(rows), unit="users")
+    batches = recommend_batches(model, listens, rows, K, model.track_ids, progress, 12_000)
+    assert [len(batch) for batch, _ in batches] == [12_000, 12_000, 6_000]
+
+    assert messages[0] == "scoring: 30,000 users"
+    assert messages[1].startswith("scoring: 12,000/30,000 users, ")
+    assert messages[1].endswith(" s remaining")
+    assert messages[2].startswith("scoring: 24,000/30,000 users, ")
+    assert messages[3].startswith("scoring: 30,000/30,000 users, ")
+    assert "remaining" not in messages[3]
+    assert [r.getMessage() for r in caplog.records if r.name == "moovitamix.recommender"] == (
+        messages
+    )
+
+    # at the default interval a run this short reports only its sub-step
+    quiet: list[str] = []
+    progress = Progress(quiet.append)
+    progress.step("scoring", total=len(rows), unit="users")
+    for _ in recommend_batches(model, listens, rows, K, model.track_ids, progress, 12_000):
+        pass
+    assert quiet == ["scoring: 30,000 users"]

@@ -28,8 +28,17 @@ def scored(
 ) -> tuple[Settings, ModelVersion]:
     directory = tmp_path_factory.mktemp("scoring")
     settings = settings_for(directory, built_warehouse.copy(directory), **TIME_SPLIT)
-    report = score(settings)
+    steps: list[str] = []
+    report = score(settings, progress=steps.append)
     assert report.scored and report.bootstrap is not None
+    # the callback heard each sub-step: training's, then scoring's with its number of users
+    [(users,)] = query(settings.duckdb_path, "select count(*) from marts.dim_users")
+    assert steps[0] == "training: reading listens"
+    assert "training: registering and gating" in steps
+    assert steps[-2:] == [
+        "scoring: reading users, catalogue and listens",
+        f"scoring: {users:,} users",
+    ]
     version = champion(settings.duckdb_path)
     assert version is not None
     return settings, version
