@@ -181,9 +181,12 @@ def verdict(report: TrainingReport, ceiling_evaluation: Evaluation) -> int:
         print("No champion or no ceiling to compare with.")
         return 1
     best_baseline = max(
-        (name, metrics["recall_at_10"])
-        for name, metrics in champion.baseline_metrics.items()
-        if name in ("popularity", "co_listen")
+        (
+            (name, metrics["recall_at_10"])
+            for name, metrics in champion.baseline_metrics.items()
+            if name in ("popularity", "co_listen")
+        ),
+        key=lambda pair: pair[1],
     )
     share = champion.recall_at_10 / ceiling_evaluation.recall_at_10
     met = champion.recall_at_10 >= best_baseline[1] and share >= TARGET_CEILING_SHARE

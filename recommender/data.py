@@ -51,12 +51,16 @@ class Interactions:
         return int(self.matrix.sum())
 
     def on_tracks(self, track_ids: np.ndarray) -> sp.csr_matrix:
-        """The matrix with its columns laid on another sorted track index; other tracks dropped."""
-        entries = self.matrix.tocoo()
-        columns = positions(self.track_ids, track_ids)[entries.col]
+        """The matrix with its columns laid on another sorted track index; other tracks dropped.
+
+        Remapped in place of the CSR arrays (both indexes are sorted, so each row's columns stay
+        sorted): no COO copy, which at 1,000,000 users costs hundreds of MB.
+        """
+        columns = positions(self.track_ids, track_ids)[self.matrix.indices]
         kept = columns >= 0
+        indptr = np.concatenate([[0], np.cumsum(kept)])[self.matrix.indptr]
         return sp.csr_matrix(
-            (entries.data[kept], (entries.row[kept], columns[kept])),
+            (self.matrix.data[kept], columns[kept].astype(np.int32), indptr),
             shape=(self.matrix.shape[0], len(track_ids)),
         )
 
