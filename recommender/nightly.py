@@ -5,6 +5,7 @@ nightly/__main__.py calls `run(build_succeeded=...)` once the build has finished
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -26,11 +27,16 @@ class NightlyReport:
         return "\n".join(self.lines)
 
 
-def run(build_succeeded: bool, settings: Settings | None = None) -> NightlyReport:
+def run(
+    build_succeeded: bool,
+    settings: Settings | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> NightlyReport:
     """Score every user with the champion (training one first on a fresh warehouse), then
-    retrain when `retrain_due` says so, and score again if the retraining promoted a model."""
+    retrain when `retrain_due` says so, and score again if the retraining promoted a model.
+    `progress` receives each sub-step and progress report of the scoring and training."""
     settings = settings or Settings.from_env()
-    scoring = score(settings, build_succeeded)
+    scoring = score(settings, build_succeeded, progress)
     lines = [scoring.render()]
     if not scoring.scored:
         return NightlyReport(False, tuple(lines))
@@ -38,10 +44,10 @@ def run(build_succeeded: bool, settings: Settings | None = None) -> NightlyRepor
     if reason is None:
         lines.append("No retraining due.")
         return NightlyReport(True, tuple(lines))
-    training = train(settings)
+    training = train(settings, progress)
     lines += [f"Retraining: {reason}.", training.render()]
     if training.promoted:
-        lines.append(score(settings).render())
+        lines.append(score(settings, progress=progress).render())
     return NightlyReport(True, tuple(lines))
 
 
