@@ -59,7 +59,7 @@ train: install ## Retrain the recommender: fit, evaluate on one holdout, promoti
 	$(BIN)/python -m recommender train
 
 .PHONY: bench-reco
-bench-reco: install ## Recommender at 100,000 dev API users: every model, both baselines, the ceiling
+bench-reco: install ## Recommender at 100,000 dev API users, 10,000 tracks: every model, the ceiling, cold start
 	$(BIN)/python -m benchmarks.reco_bench $(ARGS)
 
 .PHONY: dbt
@@ -69,6 +69,10 @@ dbt: install ## Any dbt command on the configured warehouse, under the run lock 
 .PHONY: serve
 serve: install ## Serve recommendations over data/analytics.duckdb on http://127.0.0.1:8001 (docs at /docs)
 	$(BIN)/python -m serve
+
+.PHONY: bench-reco-scale
+bench-reco-scale: install ## Recommender at 1,000,000 users x 100,000 tracks: fit, fold-in, top-k, write vs the floor
+	$(BIN)/python -m benchmarks.reco_scale $(ARGS)
 
 .PHONY: dbt-build
 dbt-build: install ## dbt build alone, on the raw data already loaded (takes the run lock)

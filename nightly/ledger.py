@@ -91,6 +91,9 @@ class RunRecord:
     started_at: datetime
     status: str = RUNNING
     current_step: str | None = None
+    # what the current step is doing now, for long steps (scoring: "scoring: 400,000/1,000,000
+    # users ..."), so that `make status` can say what a long night is doing
+    current_activity: str | None = None
     finished_at: datetime | None = None
     failing_step: str | None = None
     error_message: str | None = None

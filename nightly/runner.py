@@ -228,7 +228,7 @@ def _run_steps(run: NightlyRun, steps: Sequence[Step]) -> int:
             record.steps.append(StepTiming(step.name, started_at, 0.0, "skipped"))
             log.warning("step %s skipped: a data-quality error was found", step.name)
             continue
-        record.current_step = step.name
+        record.current_step, record.current_activity = step.name, None
         try:
             _save(run.ledger, record)
             log.info("step %s started", step.name)
@@ -251,6 +251,12 @@ def _run_steps(run: NightlyRun, steps: Sequence[Step]) -> int:
     return EXIT_DATA_QUALITY if run.has_data_error else EXIT_SUCCESS
 
 
+def report_activity(run: NightlyRun, activity: str) -> None:
+    """Show what the current step is doing in the ledger (`make status`), best effort."""
+    run.record.current_activity = activity
+    _save(run.ledger, run.record)
+
+
 def _fail(run: NightlyRun, exc: BaseException, where: str) -> Failure:
     """Record why the night failed at `where`."""
     failure = diagnose(exc, where, run.config.paths.data_dir, run.config.duckdb)
@@ -267,7 +273,7 @@ def _finish(run: NightlyRun, exit_code: int) -> None:
     allows (best effort), and end with one line that says what happened and what to do."""
     record, settings, paths = run.record, run.settings, run.config.paths
     record.finished_at = utc_now()
-    record.current_step = None
+    record.current_step = record.current_activity = None
     if exit_code == EXIT_DATA_QUALITY:
         errors = record.findings_at(ERROR)
         record.failing_step = errors[0].step

@@ -110,6 +110,8 @@ def render_runs(records: Sequence[RunRecord], run_in_progress: bool, now: dateti
             seconds = (now - record.started_at).total_seconds()
         failed, warned = failed_and_warned_tests(record.nodes)
         problem = record.failing_step or record.current_step or ""
+        if status == "running" and record.current_activity:
+            problem = f"{problem}: {_shorten(record.current_activity, 70)}"
         if record.error_message:
             problem = f"{problem}: {_shorten(record.error_message, 70)}"
         lines.append(

@@ -23,7 +23,7 @@ from nightly.ledger import ERROR, INFO, Finding, RunRecord, TableVolume, utc_now
 from nightly.measure import measure
 from nightly.privacy import REQUEST, RETENTION, ErasureLog, apply_retention
 from nightly.publish import publish as publish_snapshot
-from nightly.runner import NightlyRun, Step
+from nightly.runner import NightlyRun, Step, report_activity
 from recommender.nightly import run as recommend_tonight
 
 LISTEN_HISTORY_TABLE = f"{RAW_SCHEMA}.listen_history"
@@ -169,7 +169,12 @@ def scoring(run: NightlyRun) -> None:
     """Score every user with the champion (training one first on a fresh warehouse), retrain when
     due; after a data-quality error it scores nothing and says which error and that yesterday's
     recommendations stay."""
-    print(recommend_tonight(run.config.recommender, run.data_error_summary()).render())
+    report = recommend_tonight(
+        run.config.recommender,
+        run.data_error_summary(),
+        progress=lambda activity: report_activity(run, activity),
+    )
+    print(report.render())
 
 
 def publish(run: NightlyRun) -> None:

@@ -4,6 +4,7 @@ maybe retrain. The nightly job's `scoring` step calls `run`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -25,11 +26,16 @@ class NightlyReport:
         return "\n".join(self.lines)
 
 
-def run(settings: Settings, refused: str | None = None) -> NightlyReport:
+def run(
+    settings: Settings,
+    refused: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> NightlyReport:
     """Score every user with the champion (training one first on a fresh warehouse), then
     retrain when `retrain_due` says so, and score again if the retraining promoted a model.
-    With `refused` (why tonight's data failed its checks) it scores nothing and says why."""
-    scoring = score(settings, refused)
+    With `refused` (why tonight's data failed its checks) it scores nothing and says why.
+    `progress` receives each sub-step and progress report of the scoring and training."""
+    scoring = score(settings, refused, progress)
     lines = [scoring.render()]
     if not scoring.scored:
         return NightlyReport(False, tuple(lines))
@@ -37,10 +43,10 @@ def run(settings: Settings, refused: str | None = None) -> NightlyReport:
     if reason is None:
         lines.append("No retraining due.")
         return NightlyReport(True, tuple(lines))
-    training = train(settings)
+    training = train(settings, progress)
     lines += [f"Retraining: {reason}.", training.render()]
     if training.promoted:
-        lines.append(score(settings).render())
+        lines.append(score(settings, progress=progress).render())
     return NightlyReport(True, tuple(lines))
 
 

@@ -1,4 +1,10 @@
-"""A training run: split, fit every candidate and both baselines, evaluate, register, gate.
+"""A training run: split, tune, fit every candidate and both baselines, evaluate, register, gate.
+
+Every contender, the co-listen baseline included, is measured on one holdout and may become
+champion; the popularity baseline is the floor every champion must beat. A candidate whose
+hyper-parameters are lists is tuned first: each combination is fitted and measured on a
+validation split carved from the training window, never on the holdout that decides promotion.
+Evaluation runs on a seeded sample of `eval_users` users, enough for the gate's standard errors.
 
 What passes the gate is what serves: the champion is the very model that was evaluated (fitted
 on the training side of the split), so its measured metrics are its real ones, and the next
@@ -7,18 +13,23 @@ run's holdout is data it has never seen.
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from recommender import RecommenderError
-from recommender.data import Split, split, utc_now
+from recommender.data import Split, split, utc_now, validation_split
 from recommender.evaluation import Evaluation, K, evaluate, paired_gain
 from recommender.models import MODEL_KINDS, CoListen, Model, Popularity, load, recommend
+from recommender.progress import Progress
 from recommender.settings import Settings
 from recommender.warehouse import (
+    Listens,
     ModelVersion,
     champion,
     next_model_version,
@@ -75,42 +86,64 @@ class TrainingReport:
         return "\n".join(lines)
 
 
-def train(settings: Settings) -> TrainingReport:
-    """One training run over tonight's marts; the registry and artifacts record its outcome."""
+def train(settings: Settings, progress: Callable[[str], None] | None = None) -> TrainingReport:
+    """One training run over tonight's marts; the registry and artifacts record its outcome.
+
+    `progress` receives a short description at each sub-step and progress report.
+    """
+    reporter = Progress(progress)
     database = settings.duckdb_path
+    reporter.step("training: reading listens")
     listens = read_listens(database)
     if not len(listens.user_ids):
         raise RecommenderError("marts.fct_listen_events is empty: nothing to train on yet")
     catalogue = np.array(sorted(read_catalogue(database)), dtype=np.int64)
     incumbent = champion(database)
     data = split(listens, settings, incumbent.window_end_at if incumbent else None)
-    rows = data.evaluation_rows()
+    eligible = data.evaluation_rows()
+    rows = data.evaluation_rows(settings.eval_users, settings.split_seed)
     trained_at = utc_now()
 
     def fit_and_evaluate(name: str, model: Model) -> Evaluation:
+        reporter.step(f"training: fitting {name}", model.params.get("iterations", 0), "iterations")
         started = time.monotonic()
-        model.fit(data.train)
+        model.fit(data.train, reporter)
         seconds = time.monotonic() - started
-        return measure(name, model, data, rows, catalogue, seconds)
+        reporter.step(f"training: evaluating {name}", len(rows), "users")
+        return measure(name, model, data, rows, catalogue, seconds, reporter)
 
     popularity = Popularity({})
-    baselines = (
-        fit_and_evaluate("popularity (baseline)", popularity),
-        fit_and_evaluate(
-            "co_listen (baseline)", CoListen({"neighbours": settings.co_listen_neighbours})
-        ),
-    )
-    baseline_metrics = {"popularity": baselines[0].metrics(), "co_listen": baselines[1].metrics()}
+    popularity_evaluation = fit_and_evaluate("popularity (baseline)", popularity)
+    contenders: list[tuple[str, Model, str]] = [
+        (
+            "co_listen",
+            CoListen({"neighbours": settings.co_listen_neighbours}),
+            "the co-listen baseline; ",
+        )
+    ]
+    for name, spec in settings.candidates.items():
+        params, tuning = tune(name, spec, listens, data, catalogue, settings, reporter)
+        contenders.append((name, MODEL_KINDS[spec["kind"]](params), tuning))
+    evaluated = [
+        (name, model, tuning, fit_and_evaluate(name, model)) for name, model, tuning in contenders
+    ]
+    baseline_metrics: dict[str, Any] = {
+        "popularity": popularity_evaluation.metrics(),
+        "co_listen": evaluated[0][3].metrics(),
+    }
 
     incumbent_evaluation = None
     if incumbent is not None and Path(incumbent.artifact_path).exists():
+        name = f"champion v{incumbent.model_version} ({incumbent.model_name})"
+        reporter.step(f"training: evaluating {name}", len(rows), "users")
         incumbent_evaluation = measure(
-            f"champion v{incumbent.model_version} ({incumbent.model_name})",
+            name,
             load(Path(incumbent.artifact_path)),
             data,
             rows,
             catalogue,
             incumbent.train_seconds,
+            reporter,
         )
         baseline_metrics["champion"] = {
             "model_version": incumbent.model_version,
@@ -137,40 +170,47 @@ def train(settings: Settings) -> TrainingReport:
             train_listens=data.train.listens,
             train_users=int((np.diff(data.train.matrix.indptr) > 0).sum()),
             train_tracks=len(data.train.track_ids),
-            holdout_users=len(rows),
-            holdout_tracks=int(data.holdout.matrix[rows].nnz),
+            holdout_users=len(eligible),
+            holdout_tracks=int(data.holdout.matrix[eligible].nnz),
             hyperparameters=model.params,
             baseline_metrics=baseline_metrics,
             artifact_path=str(artifact),
+            eval_users=len(rows),
             **evaluation.metrics(),
         )
         register(database, row)
         return row
 
+    reporter.step("training: registering and gating")
     candidates: list[tuple[ModelVersion, Evaluation]] = []
-    for name, spec in settings.candidates.items():
-        model = MODEL_KINDS[spec["kind"]]({key: spec[key] for key in spec if key != "kind"})
-        evaluation = fit_and_evaluate(name, model)
+    tunings: dict[int, str] = {}
+    for name, model, tuning, evaluation in evaluated:
         version = record(name, model, evaluation, "candidate", "awaiting the gate")
+        tunings[version.model_version] = tuning
         candidates.append((version, replace(evaluation, name=f"{name} (v{version.model_version})")))
 
-    decisions = decide(candidates, baselines[0], incumbent, incumbent_evaluation, settings)
+    decisions = {
+        model_version: (status, tunings.get(model_version, "") + reason)
+        for model_version, (status, reason) in decide(
+            candidates, popularity_evaluation, incumbent, incumbent_evaluation, settings
+        ).items()
+    }
     registered = [
         replace(version, status=status, status_reason=reason)
         for version, _ in candidates
         for status, reason in [decisions[version.model_version]]
     ]
     if incumbent is None and not any(status == "champion" for status, _ in decisions.values()):
-        # no learned model beats popularity (e.g. uniformly random listens): it serves itself
+        # nothing beats popularity (e.g. uniformly random listens): it serves itself
         best = max(candidates, key=lambda pair: pair[1].recall_at_10, default=None)
         best_reason = decisions[best[0].model_version][1] if best else "no candidate configured"
         registered.append(
             record(
                 "popularity",
                 popularity,
-                baselines[0],
+                popularity_evaluation,
                 "champion",
-                f"no learned candidate beat the popularity baseline ({best_reason})",
+                f"no candidate beat the popularity baseline ({best_reason})",
             )
         )
     set_statuses(database, decisions)
@@ -179,13 +219,49 @@ def train(settings: Settings) -> TrainingReport:
         rows=rows,
         catalogue=catalogue,
         evaluations=(
-            *baselines,
+            popularity_evaluation,
             *(evaluation for _, evaluation in candidates),
             *((incumbent_evaluation,) if incumbent_evaluation else ()),
         ),
         registered=tuple(registered),
         champion_before=incumbent,
         champion_after=champion(database),
+    )
+
+
+def tune(
+    name: str,
+    spec: dict[str, Any],
+    listens: Listens,
+    data: Split,
+    catalogue: np.ndarray,
+    settings: Settings,
+    progress: Progress,
+) -> tuple[dict[str, Any], str]:
+    """The candidate's hyper-parameters, and how they were chosen (a phrase for the registry).
+
+    A list value is a grid axis: every combination is fitted on a validation split carved from
+    the training window and the best recall@10 wins; a spec without lists is taken as it is.
+    """
+    fixed = {key: value for key, value in spec.items() if key != "kind"}
+    axes = {key: value for key, value in fixed.items() if isinstance(value, list)}
+    if not axes:
+        return fixed, ""
+    validation = validation_split(listens, data, settings)
+    rows = validation.evaluation_rows(settings.eval_users, settings.split_seed)
+    scored = []
+    for values in itertools.product(*axes.values()):
+        params = {**fixed, **dict(zip(axes, values, strict=True))}
+        progress.step(f"training: tuning {name} {dict(zip(axes, values, strict=True))}")
+        model = MODEL_KINDS[spec["kind"]](params)
+        model.fit(validation.train, progress)
+        evaluation = measure(name, model, validation, rows, catalogue, 0.0, progress)
+        scored.append((evaluation.recall_at_10, params))
+    recall, best = max(scored, key=lambda pair: pair[0])
+    chosen = ", ".join(f"{key}={best[key]}" for key in axes)
+    return best, (
+        f"{chosen} chosen on the validation split ({validation.kind}, {len(rows):,} users, "
+        f"before the holdout): recall@10 {recall:.4f}, best of {len(scored)}; "
     )
 
 
@@ -196,9 +272,10 @@ def measure(
     rows: np.ndarray,
     catalogue: np.ndarray,
     train_seconds: float,
+    progress: Progress | None = None,
 ) -> Evaluation:
     """The model's top 10 for the evaluated users, from their training listens, scored."""
-    recommended = recommend(model, data.train, rows, K, catalogue)
+    recommended = recommend(model, data.train, rows, K, catalogue, progress)
     return evaluate(name, recommended.track_ids, data, rows, len(catalogue), train_seconds)
 
 
@@ -211,8 +288,9 @@ def decide(
 ) -> dict[int, tuple[str, str]]:
     """The gate: {model_version: (status, reason)} for this run's candidates and the incumbent.
 
-    The run's best candidate by recall@10 becomes champion only if it beats the popularity
-    baseline and the current champion, each by the margin; the others are rejected.
+    The run's best contender by recall@10 (the co-listen baseline is one) becomes champion only
+    if it beats the popularity baseline and the current champion, each by the margin and
+    `promotion_min_z` standard errors; the others are rejected.
     """
     if not candidates:
         return {}

@@ -8,7 +8,7 @@ reader), read-write only to write `ml`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -156,6 +156,7 @@ class ModelVersion:
     train_seconds: float
     baseline_metrics: dict[str, dict[str, float]]
     artifact_path: str
+    eval_users: int | None  # the evaluated sample; None for rows registered before it was kept
 
 
 _VERSION_FIELDS = tuple(ModelVersion.__dataclass_fields__)
@@ -253,14 +254,20 @@ def recommendations_state(path: Path) -> RecommendationsState:
     return RecommendationsState(rows, users, generated_at, tuple(versions or ()))
 
 
-def replace_recommendations(path: Path, recommendations: pa.Table) -> None:
-    """Swap tonight's recommendations for yesterday's in one transaction: readers see either."""
+def replace_recommendations(path: Path, batches: Iterable[pa.Table]) -> None:
+    """Swap tonight's recommendations for yesterday's in one transaction: readers see either.
+
+    `batches` are written as they come (memory holds one batch); if producing or writing one
+    fails, the transaction rolls back and yesterday's rows stay whole.
+    """
     with connect(path, writes_ml=True) as connection:
-        connection.register("tonight", recommendations)
         connection.execute("begin transaction")
         connection.execute("delete from ml.recommendations")
-        connection.execute(
-            f"insert into ml.recommendations ({', '.join(RECOMMENDATION_COLUMNS)}) "
-            f"select {', '.join(RECOMMENDATION_COLUMNS)} from tonight"
-        )
+        for batch in batches:
+            connection.register("tonight", batch)
+            connection.execute(
+                f"insert into ml.recommendations ({', '.join(RECOMMENDATION_COLUMNS)}) "
+                f"select {', '.join(RECOMMENDATION_COLUMNS)} from tonight"
+            )
+            connection.unregister("tonight")
         connection.execute("commit")

@@ -26,9 +26,11 @@ from nightly.runner import (
     NightlyRun,
     Step,
     StepFailed,
+    report_activity,
     run_night,
 )
 from nightly.settings import NightConfig, NightlySettings
+from nightly.status import render_runs
 from nightly.steps import STEPS
 from recommender.settings import Settings as RecommenderSettings
 from tests.nightly.support import past_run
@@ -197,3 +199,16 @@ with exclusive(Path(sys.argv[1])):
     print("held", flush=True)
     time.sleep(60)
 """
+
+
+def test_a_long_step_s_activity_is_in_the_ledger_for_make_status(paths: Paths) -> None:
+    seen: list[str] = []
+
+    def scoring(run: NightlyRun) -> None:
+        report_activity(run, "scoring: 400,000/1,000,000 users, 2 min left")
+        [record] = [r for r in Ledger(paths.runs_dir).records() if r.run_id == run.record.run_id]
+        seen.append(render_runs([record], run_in_progress=True, now=utc_now()))
+
+    assert night(stand_ins([], scoring=scoring), paths) == EXIT_SUCCESS
+    assert len(seen) == 1 and "scoring: scoring: 400,000/1,000,000 users" in seen[0]
+    assert last_record(paths).current_activity is None  # cleared when the run ends

@@ -8,6 +8,7 @@ the marts with SQL of its own.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -27,8 +28,17 @@ def scored(
 ) -> tuple[Settings, ModelVersion]:
     directory = tmp_path_factory.mktemp("scoring")
     settings = settings_for(directory, built_warehouse.copy(directory), **TIME_SPLIT)
-    report = score(settings)
+    steps: list[str] = []
+    report = score(settings, progress=steps.append)
     assert report.scored and report.bootstrap is not None
+    # the callback heard each sub-step: training's, then scoring's with its number of users
+    [(users,)] = query(settings.duckdb_path, "select count(*) from marts.dim_users")
+    assert steps[0] == "training: reading listens"
+    assert "training: registering and gating" in steps
+    assert steps[-2:] == [
+        "scoring: reading users, catalogue and listens",
+        f"scoring: {users:,} users",
+    ]
     version = champion(settings.duckdb_path)
     assert version is not None
     return settings, version
@@ -135,7 +145,6 @@ def test_a_champion_loaded_by_version_reproduces_its_recommendations(
     scored: tuple[Settings, ModelVersion],
 ) -> None:
     settings, version = scored
-    assert version.model_kind == "als"  # the learned model, fitted with random initial factors
     model = load(Path(version.artifact_path))
     again = recommendations_table(model, version.model_version, settings)
     rows = sorted(
@@ -164,7 +173,15 @@ def test_a_replacement_that_fails_leaves_the_previous_rows_whole(
         }
     )
     with pytest.raises(Exception, match="NOT NULL"):
-        replace_recommendations(settings.duckdb_path, broken)
+        replace_recommendations(settings.duckdb_path, [broken.slice(0, 1), broken])
+    assert recommendations(settings) == before
+
+    def failing_midway() -> Iterator[pa.Table]:
+        yield broken.slice(0, 1)  # written inside the transaction, then the scoring fails
+        raise RuntimeError("scoring failed after the first batch")
+
+    with pytest.raises(RuntimeError, match="after the first batch"):
+        replace_recommendations(settings.duckdb_path, failing_midway())
     assert recommendations(settings) == before
 
 

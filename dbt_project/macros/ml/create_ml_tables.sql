@@ -28,8 +28,11 @@ create table if not exists ml.model_versions (
     catalogue_coverage double not null,
     train_seconds double not null,
     baseline_metrics json not null,
-    artifact_path varchar not null
+    artifact_path varchar not null,
+    eval_users bigint
 );
+-- a registry created before eval_users was recorded gains the column (null on its old rows)
+alter table ml.model_versions add column if not exists eval_users bigint;
 create table if not exists ml.recommendations (
     user_id bigint not null,
     rank integer not null,
