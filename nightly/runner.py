@@ -5,6 +5,12 @@ Checks record findings instead of raising: an error-level finding (a data-qualit
 the steps after it (publish above all) except those marked `after_data_error`, so the night is
 still measured and recorded. Whatever happens, the run ends with its record written, the alert
 sent and the `ops` schema refreshed, and returns an exit code that says which outcome it was.
+
+`run_night` runs a whole night in one process (cron). An orchestrator that runs each step as its
+own task (Airflow) drives the same night in three calls instead: `begin_night` opens the record,
+`run_steps` runs some steps in this process under the lock (the record reloaded from the ledger
+and written back), and `finish_night` closes it exactly as `run_night` does. Between steps the
+ledger's open record, not the lock, keeps a second night out.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from nightly.ledger import (
     RunRecord,
     StepTiming,
     last_successes,
+    open_orchestrated_night,
     utc_now,
 )
 from nightly.settings import NightConfig, NightlySettings
@@ -49,6 +56,10 @@ EXIT_LOCKED = 75  # another run holds the lock (sysexits' EX_TEMPFAIL: try again
 
 class StepFailed(Exception):
     """A step could not do its job; the message says what and is the run record's error."""
+
+
+class NightRefused(Exception):
+    """Another night holds the lock or is open: this one was recorded as refused and did nothing."""
 
 
 class Interrupted(BaseException):
@@ -134,11 +145,7 @@ def run_night(steps: Sequence[Step], config: NightConfig) -> NightOutcome:
     record = RunRecord.start()
     try:
         with lock.exclusive(paths.lock_file) as descriptor:
-            run = NightlyRun(record, config, ledger, ledger.records(), descriptor)
-            ledger.write(record)
-            log.info("nightly run %s started", record.run_id)
-            _close_interrupted_runs(run)
-            _check_freshness(run)
+            run = _open(record, config, ledger, descriptor)
             with _terminate_raises():
                 exit_code = _run_steps(run, steps)
             _finish(run, exit_code)
@@ -146,6 +153,120 @@ def run_night(steps: Sequence[Step], config: NightConfig) -> NightOutcome:
     except lock.LockHeld as exc:
         _refuse(record, ledger, config.nightly, exc)
         return NightOutcome(EXIT_LOCKED, record)
+
+
+def begin_night(config: NightConfig, orchestrator_run_id: str) -> RunRecord:
+    """Open a night that an orchestrator runs step by step; returns its record (its `run_id` is
+    what `run_steps` and `finish_night` take). When another night holds the lock or is open, the
+    refusal is recorded and alerted as `run_night`'s is, then raised as `NightRefused`."""
+    ledger = Ledger(config.paths.runs_dir)
+    record = RunRecord.start(orchestrator_run_id)
+    try:
+        with lock.exclusive(config.paths.lock_file) as descriptor:
+            _open(record, config, ledger, descriptor)
+            ledger.write(record)
+            return record
+    except lock.LockHeld as exc:
+        _refuse(record, ledger, config.nightly, exc)
+        raise NightRefused(record.error_message) from exc
+
+
+def run_steps(run_id: str, steps: Sequence[Step], config: NightConfig) -> RunRecord:
+    """Run `steps` of the open night `run_id` in this process, under the run lock, as `run_night`
+    runs them; returns the record as written back to the ledger (a failed step is its
+    `failing_step`). Running a step again (a retry) replaces the earlier attempt, which a finding
+    notes. Raises `lock.LockHeld` when another process holds the lock, and `StepFailed` when the
+    night is not open or already failed at another step."""
+    with lock.exclusive(config.paths.lock_file) as descriptor:
+        run = _reopen(run_id, config, descriptor)
+        record, names = run.record, [step.name for step in steps]
+        if record.status != RUNNING:
+            raise StepFailed(f"night {run_id} is already {record.status}: {names} not run")
+        if record.failing_step and record.failing_step not in names:
+            raise StepFailed(f"night {run_id} already failed at step {record.failing_step}")
+        _forget_earlier_attempt(run, names)
+        with _terminate_raises():
+            _run_steps(run, steps)
+        record.current_step = None
+        run.ledger.write(record)
+        return record
+
+
+def finish_night(run_id: str, steps: Sequence[Step], config: NightConfig) -> NightOutcome:
+    """Close the night `run_id` as `run_night` closes a night: outcome, record, alert, `ops`.
+    A step of `steps` that never ran, or whose process died, fails the night. A night already
+    closed is returned as it is (the orchestrator ran this twice)."""
+    with lock.exclusive(config.paths.lock_file) as descriptor:
+        run = _reopen(run_id, config, descriptor)
+        record = run.record
+        if record.status != RUNNING:
+            return NightOutcome(record.exit_code if record.exit_code is not None else 1, record)
+        ran = {timing.step for timing in record.steps}
+        missing = [step.name for step in steps if step.name not in ran]
+        if record.current_step:
+            record.failing_step = record.current_step
+            record.error_message = (
+                f"the task running step {record.current_step} ended without recording an "
+                "outcome (killed or timed out)"
+            )
+        elif missing and not record.failing_step:
+            record.failing_step = missing[0]
+            record.error_message = (
+                f"step {missing[0]} never ran: the orchestrator stopped the night before it "
+                f"(see run {record.orchestrator_run_id})"
+            )
+        exit_code = (
+            EXIT_FAILED
+            if record.failing_step
+            else EXIT_DATA_QUALITY
+            if run.has_data_error
+            else EXIT_SUCCESS
+        )
+        _finish(run, exit_code)
+        return NightOutcome(exit_code, record)
+
+
+def _open(record: RunRecord, config: NightConfig, ledger: Ledger, descriptor: int) -> NightlyRun:
+    """Start `record` under the lock: refuse while an orchestrated night is open, record it as
+    running, close the runs that were killed, note a missed night."""
+    earlier = ledger.records()
+    if night := open_orchestrated_night(
+        earlier, record.started_at, config.nightly.stale_after_hours
+    ):
+        raise lock.LockHeld(
+            f"night {night.run_id} (orchestrator run {night.orchestrator_run_id}) is still open"
+        )
+    run = NightlyRun(record, config, ledger, earlier, descriptor)
+    ledger.write(record)
+    log.info("nightly run %s started", record.run_id)
+    _close_interrupted_runs(run)
+    _check_freshness(run)
+    return run
+
+
+def _reopen(run_id: str, config: NightConfig, descriptor: int) -> NightlyRun:
+    """The night `run_id` from the ledger, with the runs started before it as its history."""
+    ledger = Ledger(config.paths.runs_dir)
+    records = ledger.records()
+    index = next((i for i, r in enumerate(records) if r.run_id == run_id), None)
+    if index is None:
+        raise StepFailed(f"no run {run_id} in the ledger {ledger.folder}")
+    return NightlyRun(records[index], config, ledger, records[:index], descriptor)
+
+
+def _forget_earlier_attempt(run: NightlyRun, names: Sequence[str]) -> None:
+    """Steps about to run again lose their earlier timings, findings and failure."""
+    record = run.record
+    earlier = [timing for timing in record.steps if timing.step in names]
+    if not earlier:
+        return
+    note = ", ".join(f"{timing.step} {timing.outcome}" for timing in earlier)
+    if record.failing_step in names:
+        note += f" ({record.error_message})"
+        record.failing_step = record.error_message = None
+    record.steps = [timing for timing in record.steps if timing.step not in names]
+    record.findings = [finding for finding in record.findings if finding.step not in names]
+    run.add([Finding("retried_step", INFO, names[0], f"ran again; before: {note}")], "retry")
 
 
 def _run_steps(run: NightlyRun, steps: Sequence[Step]) -> int:
@@ -224,7 +345,7 @@ def _close_interrupted_runs(run: NightlyRun) -> None:
         stale.status, stale.failing_step = FAILED, stale.current_step
         stale.error_message = (
             "the run ended without recording an outcome (killed, or the machine stopped) "
-            f"during step {stale.current_step}"
+            + (f"during step {stale.current_step}" if stale.current_step else "between steps")
         )
         stale.current_step = None
         run.ledger.write(stale)
