@@ -3,6 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+# Airflow's own environment: Airflow 3 pins many packages (FastAPI among them), so it never shares .venv
+AIRFLOW_VENV := .venv-airflow
+AIRFLOW_BIN := $(AIRFLOW_VENV)/bin
 export DBT_PROFILES_DIR ?= $(CURDIR)
 
 .DEFAULT_GOAL := help
@@ -20,6 +23,16 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 
 .PHONY: install
 install: $(BIN)/.installed ## Create .venv with the pinned dependencies
+
+$(AIRFLOW_BIN)/.installed: orchestration/requirements-airflow.lock pyproject.toml
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_BIN)/pip install --quiet --upgrade pip
+	$(AIRFLOW_BIN)/pip install --quiet -r orchestration/requirements-airflow.lock
+	$(AIRFLOW_BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+.PHONY: airflow
+airflow: $(AIRFLOW_BIN)/.installed ## Create .venv-airflow: Airflow 3 and the project, from orchestration/requirements-airflow.lock
 
 .PHONY: api
 api: install ## Serve the MooVitamix dev API in the foreground (USERS=, TRACKS=, DAY=, PORT=)
