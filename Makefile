@@ -78,9 +78,20 @@ docs: install ## Generate the dbt docs site into target/ (takes the run lock)
 docs-serve: docs ## Serve the dbt docs on http://127.0.0.1:8080
 	$(BIN)/dbt docs serve --host 127.0.0.1 --port $${PORT:-8080}
 
+.PHONY: airflow-standalone
+airflow-standalone: airflow ## Airflow's UI on http://127.0.0.1:8080 with the DAGs of orchestration/dags (PORT=; state in .airflow/)
+	AIRFLOW_HOME=$(CURDIR)/.airflow \
+	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/orchestration/dags \
+	AIRFLOW__CORE__LOAD_EXAMPLES=false \
+	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=true \
+	AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=$${PORT:-8080} \
+	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$${PORT:-8080}/execution/ \
+	$(AIRFLOW_BIN)/airflow standalone
+
 .PHONY: test
-test: install lint ## Lint, then run the test suite (dev API, extractor, dbt models and docs)
+test: install airflow lint ## Lint, then run the test suite, then the Airflow DAG tests in .venv-airflow
 	$(BIN)/pytest
+	$(AIRFLOW_BIN)/pytest tests/orchestration
 
 .PHONY: bench
 bench: install ## Benchmark the extractor against the fetch floor at 100,000 users (ARGS= for more)

@@ -25,6 +25,7 @@ ALLOWED_IMPORTS = {
     "extract": {"core", "dev_api"},
     "recommender": {"core"},
     "nightly": {"core", "dev_api", "extract", "recommender"},
+    "orchestration": {"core", "nightly", "recommender"},
     "benchmarks": {"core", "dev_api", "extract", "nightly", "recommender"},
 }
 # The modules that decide whether to start the dev API (entry points and the nightly runner).
