@@ -86,6 +86,7 @@ airflow-standalone: airflow ## Airflow's UI on http://127.0.0.1:8080 with the DA
 	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=true \
 	AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=$${PORT:-8080} \
 	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$${PORT:-8080}/execution/ \
+	PATH=$(CURDIR)/$(AIRFLOW_BIN):$$PATH \
 	$(AIRFLOW_BIN)/airflow standalone
 
 .PHONY: test
