@@ -200,7 +200,9 @@ def finish_night(run_id: str, steps: Sequence[Step], config: NightConfig) -> Nig
         run = _reopen(run_id, config, descriptor)
         record = run.record
         if record.status != RUNNING:
-            return NightOutcome(record.exit_code if record.exit_code is not None else 1, record)
+            return NightOutcome(
+                record.exit_code if record.exit_code is not None else EXIT_FAILED, record
+            )
         ran = {timing.step for timing in record.steps}
         missing = [step.name for step in steps if step.name not in ran]
         if record.current_step:
