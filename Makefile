@@ -3,6 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+# Airflow's own environment: Airflow 3 pins many packages (FastAPI among them), so it never shares .venv
+AIRFLOW_VENV := .venv-airflow
+AIRFLOW_BIN := $(AIRFLOW_VENV)/bin
 export DBT_PROFILES_DIR ?= $(CURDIR)
 
 .DEFAULT_GOAL := help
@@ -20,6 +23,16 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 
 .PHONY: install
 install: $(BIN)/.installed ## Create .venv with the pinned dependencies
+
+$(AIRFLOW_BIN)/.installed: orchestration/requirements-airflow.lock pyproject.toml
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_BIN)/pip install --quiet --upgrade pip
+	$(AIRFLOW_BIN)/pip install --quiet -r orchestration/requirements-airflow.lock
+	$(AIRFLOW_BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+.PHONY: airflow
+airflow: $(AIRFLOW_BIN)/.installed ## Create .venv-airflow: Airflow 3 and the project, from orchestration/requirements-airflow.lock
 
 .PHONY: api
 api: install ## Serve the MooVitamix dev API in the foreground (USERS=, TRACKS=, DAY=, PORT=)
@@ -86,9 +99,21 @@ docs: install ## Generate the dbt docs site into target/ (takes the run lock)
 docs-serve: docs ## Serve the dbt docs on http://127.0.0.1:8080
 	$(BIN)/dbt docs serve --host 127.0.0.1 --port $${PORT:-8080}
 
+.PHONY: airflow-standalone
+airflow-standalone: airflow ## Airflow's UI on http://127.0.0.1:8080 with the DAGs of orchestration/dags (PORT=; state in .airflow/)
+	AIRFLOW_HOME=$(CURDIR)/.airflow \
+	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/orchestration/dags \
+	AIRFLOW__CORE__LOAD_EXAMPLES=false \
+	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=true \
+	AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=$${PORT:-8080} \
+	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$${PORT:-8080}/execution/ \
+	PATH=$(CURDIR)/$(AIRFLOW_BIN):$$PATH \
+	$(AIRFLOW_BIN)/airflow standalone
+
 .PHONY: test
-test: install lint ## Lint, then run the test suite (dev API, extractor, dbt models and docs)
+test: install airflow lint ## Lint, then run the test suite, then the Airflow DAG tests in .venv-airflow
 	$(BIN)/pytest
+	$(AIRFLOW_BIN)/pytest tests/orchestration
 
 .PHONY: bench
 bench: install ## Benchmark the extractor against the fetch floor at 100,000 users (ARGS= for more)

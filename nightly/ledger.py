@@ -105,15 +105,21 @@ class RunRecord:
     free_bytes: int | None = None  # free space in the data folder when the run ended
     data_dir_bytes: int | None = None  # the data folder's size when the run ended
     limits: dict[str, Any] = field(default_factory=dict)  # memory, deadlines, disk: as applied
+    # the orchestrator's id of the run that drove this night (Airflow's run_id); None under cron
+    orchestrator_run_id: str | None = None
     steps: list[StepTiming] = field(default_factory=list)
     volumes: list[TableVolume] = field(default_factory=list)
     nodes: list[NodeResult] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
     @classmethod
-    def start(cls) -> RunRecord:
+    def start(cls, orchestrator_run_id: str | None = None) -> RunRecord:
         started_at = utc_now()
-        return cls(run_id=new_run_id(started_at), started_at=started_at)
+        return cls(
+            run_id=new_run_id(started_at),
+            started_at=started_at,
+            orchestrator_run_id=orchestrator_run_id,
+        )
 
     @property
     def seconds(self) -> float | None:
@@ -216,6 +222,24 @@ class Ledger:
             except (OSError, ValueError, TypeError, KeyError) as exc:
                 log.warning("skipping the unreadable run record %s: %s", path, exc)
         return sorted(records, key=lambda record: (record.started_at, record.run_id))
+
+
+def open_orchestrated_night(
+    records: list[RunRecord], now: datetime, stale_after_hours: float
+) -> RunRecord | None:
+    """The night an orchestrator opened and has not finished, if any. Between its steps no
+    process holds the run lock, yet it is running; one that started more than `stale_after_hours`
+    ago is taken for abandoned (its orchestrator lost it), so it cannot block every later night."""
+    return next(
+        (
+            record
+            for record in reversed(records)
+            if record.status == RUNNING
+            and record.orchestrator_run_id
+            and now - record.started_at < timedelta(hours=stale_after_hours)
+        ),
+        None,
+    )
 
 
 def last_successes(records: list[RunRecord], limit: int) -> list[RunRecord]:

@@ -35,7 +35,7 @@ OPS_TABLE_SCHEMAS = {
             *[(f"{step}_seconds", pa.float64()) for step in STEP_COLUMNS],
             ("load_id", pa.string()), ("published_at", _TIME), ("tests_failed", pa.int32()),
             ("tests_warned", pa.int32()), ("errors", pa.int32()), ("warnings", pa.int32()),
-            ("alert_message", pa.string()),
+            ("alert_message", pa.string()), ("orchestrator_run_id", pa.string()),
         ]
     ),
     "run_steps": pa.schema(
@@ -138,6 +138,7 @@ def _run_row(record: RunRecord) -> dict[str, object]:
         "errors": len(record.findings_at("error")),
         "warnings": len(record.findings_at("warning")),
         "alert_message": record.alert,
+        "orchestrator_run_id": record.orchestrator_run_id,
     }
 
 

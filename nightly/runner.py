@@ -9,6 +9,12 @@ refreshed as far as the machine allows, and returns an exit code that says which
 
 Before the first step the night checks the data folder has room for it (`nightly.disk`); every
 step runs under a deadline (its share of the night's, and never past the night's).
+
+`run_night` runs a whole night in one process (cron). An orchestrator that runs each step as its
+own task (Airflow) drives the same night in three calls instead: `begin_night` opens the record,
+`run_steps` runs some steps in this process under the lock (the record reloaded from the ledger
+and written back), and `finish_night` closes it exactly as `run_night` does. Between steps the
+ledger's open record, not the lock, keeps a second night out.
 """
 
 from __future__ import annotations
@@ -55,12 +61,18 @@ from nightly.ledger import (
     RunRecord,
     StepTiming,
     last_successes,
+    open_orchestrated_night,
     utc_now,
 )
 from nightly.privacy import ErasureLog
 from nightly.settings import NightConfig, NightlySettings
 
 log = logging.getLogger("moovitamix.nightly")
+
+
+class NightRefused(Exception):
+    """Another night holds the lock or is open, or the disk cannot hold one: this one was
+    recorded as refused (or failed at its preflight) and did nothing."""
 
 
 @dataclass
@@ -153,8 +165,7 @@ def run_night(steps: Sequence[Step], config: NightConfig) -> NightOutcome:
     ledger = Ledger(paths.runs_dir)
     try:
         with lock.exclusive(paths.lock_file) as descriptor:
-            run = NightlyRun(record, config, ledger, ledger.records(), descriptor)
-            run.night_ends = time.monotonic() + config.nightly.night_deadline_minutes * 60
+            run = _open(record, config, ledger, descriptor)
             try:
                 with _terminate_raises():
                     return _run(run, steps)
@@ -170,6 +181,19 @@ def run_night(steps: Sequence[Step], config: NightConfig) -> NightOutcome:
 
 
 def _run(run: NightlyRun, steps: Sequence[Step]) -> NightOutcome:
+    space = _start(run)
+    if space.ok:
+        run.ledger.keep_reserve()
+        exit_code = _run_steps(run, steps)
+    else:
+        exit_code = _refuse_to_start(run, space)
+    _finish(run, exit_code)
+    return NightOutcome(exit_code, run.record, run.build)
+
+
+def _start(run: NightlyRun) -> disk.SpaceCheck:
+    """Check the disk, state the limits, record the night as running, close the runs that were
+    killed, note a missed night."""
     record = run.record
     space = disk.check_space(run.config.paths, run.earlier, run.settings)
     record.limits = _limits(run, space)
@@ -178,13 +202,7 @@ def _run(run: NightlyRun, steps: Sequence[Step]) -> NightOutcome:
     log.info("limits: %s", ", ".join(f"{name} {value}" for name, value in record.limits.items()))
     _close_interrupted_runs(run)
     _check_freshness(run)
-    if space.ok:
-        run.ledger.keep_reserve()
-        exit_code = _run_steps(run, steps)
-    else:
-        exit_code = _refuse_to_start(run, space)
-    _finish(run, exit_code)
-    return NightOutcome(exit_code, record, run.build)
+    return space
 
 
 def _limits(run: NightlyRun, space: disk.SpaceCheck) -> dict[str, object]:
@@ -218,6 +236,125 @@ def _refuse_to_start(run: NightlyRun, space: disk.SpaceCheck) -> int:
     record.steps.append(StepTiming("preflight", utc_now(), 0.0, "failed"))
     log.error("%s", record.error_message)
     return EXIT_NO_SPACE
+
+
+def begin_night(config: NightConfig, orchestrator_run_id: str) -> RunRecord:
+    """Open a night that an orchestrator runs step by step; returns its record (its `run_id` is
+    what `run_steps` and `finish_night` take). When another night holds the lock or is open, the
+    refusal is recorded and alerted as `run_night`'s is, then raised as `NightRefused`."""
+    ledger = Ledger(config.paths.runs_dir)
+    record = RunRecord.start(orchestrator_run_id)
+    try:
+        with lock.exclusive(config.paths.lock_file) as descriptor:
+            run = _open(record, config, ledger, descriptor)
+            space = _start(run)
+            if not space.ok:
+                _finish(run, _refuse_to_start(run, space))
+                raise NightRefused(record.error_message)
+            run.ledger.keep_reserve()
+            return record
+    except lock.LockHeld as exc:
+        _refuse(record, ledger, config.nightly, exc)
+        raise NightRefused(record.error_message) from exc
+
+
+def run_steps(run_id: str, steps: Sequence[Step], config: NightConfig) -> RunRecord:
+    """Run `steps` of the open night `run_id` in this process, under the run lock, as `run_night`
+    runs them; returns the record as written back to the ledger (a failed step is its
+    `failing_step`). Running a step again (a retry) replaces the earlier attempt, which a finding
+    notes. Raises `lock.LockHeld` when another process holds the lock, and `StepFailed` when the
+    night is not open or already failed at another step."""
+    with lock.exclusive(config.paths.lock_file) as descriptor:
+        run = _reopen(run_id, config, descriptor)
+        record, names = run.record, [step.name for step in steps]
+        if record.status != RUNNING:
+            raise StepFailed(f"night {run_id} is already {record.status}: {names} not run")
+        if record.failing_step and record.failing_step not in names:
+            raise StepFailed(f"night {run_id} already failed at step {record.failing_step}")
+        _forget_earlier_attempt(run, names)
+        with _terminate_raises():
+            _run_steps(run, steps)
+        record.current_step = None
+        run.ledger.write(record)
+        return record
+
+
+def finish_night(run_id: str, steps: Sequence[Step], config: NightConfig) -> NightOutcome:
+    """Close the night `run_id` as `run_night` closes a night: outcome, record, alert, `ops`.
+    A step of `steps` that never ran, or whose process died, fails the night. A night already
+    closed is returned as it is (the orchestrator ran this twice)."""
+    with lock.exclusive(config.paths.lock_file) as descriptor:
+        run = _reopen(run_id, config, descriptor)
+        record = run.record
+        if record.status != RUNNING:
+            return NightOutcome(
+                record.exit_code if record.exit_code is not None else EXIT_FAILED, record
+            )
+        ran = {timing.step for timing in record.steps}
+        missing = [step.name for step in steps if step.name not in ran]
+        if record.current_step:
+            record.failing_step = record.current_step
+            record.error_message = (
+                f"the task running step {record.current_step} ended without recording an "
+                "outcome (killed or timed out)"
+            )
+        elif missing and not record.failing_step:
+            record.failing_step = missing[0]
+            record.error_message = (
+                f"step {missing[0]} never ran: the orchestrator stopped the night before it "
+                f"(see run {record.orchestrator_run_id})"
+            )
+        exit_code = (
+            (record.exit_code or EXIT_FAILED)
+            if record.failing_step
+            else EXIT_DATA_QUALITY
+            if run.has_data_error
+            else EXIT_SUCCESS
+        )
+        _finish(run, exit_code)
+        return NightOutcome(exit_code, record)
+
+
+def _open(record: RunRecord, config: NightConfig, ledger: Ledger, descriptor: int) -> NightlyRun:
+    """The night of `record`, under the lock: refused while an orchestrated night is open."""
+    earlier = ledger.records()
+    if night := open_orchestrated_night(
+        earlier, record.started_at, config.nightly.stale_after_hours
+    ):
+        raise lock.LockHeld(
+            f"night {night.run_id} (orchestrator run {night.orchestrator_run_id}) is still open"
+        )
+    run = NightlyRun(record, config, ledger, earlier, descriptor)
+    run.night_ends = time.monotonic() + config.nightly.night_deadline_minutes * 60
+    return run
+
+
+def _reopen(run_id: str, config: NightConfig, descriptor: int) -> NightlyRun:
+    """The night `run_id` from the ledger, with the runs started before it as its history."""
+    ledger = Ledger(config.paths.runs_dir)
+    records = ledger.records()
+    index = next((i for i, r in enumerate(records) if r.run_id == run_id), None)
+    if index is None:
+        raise StepFailed(f"no run {run_id} in the ledger {ledger.folder}")
+    run = NightlyRun(records[index], config, ledger, records[:index], descriptor)
+    elapsed = (utc_now() - run.record.started_at).total_seconds()
+    run.night_ends = time.monotonic() + config.nightly.night_deadline_minutes * 60 - elapsed
+    return run
+
+
+def _forget_earlier_attempt(run: NightlyRun, names: Sequence[str]) -> None:
+    """Steps about to run again lose their earlier timings, findings and failure."""
+    record = run.record
+    earlier = [timing for timing in record.steps if timing.step in names]
+    if not earlier:
+        return
+    note = ", ".join(f"{timing.step} {timing.outcome}" for timing in earlier)
+    if record.failing_step in names:
+        note += f" ({record.error_message})"
+        record.failing_step = record.error_message = None
+    record.steps = [timing for timing in record.steps if timing.step not in names]
+    record.findings = [finding for finding in record.findings if finding.step not in names]
+    run.add([Finding("retried_step", INFO, names[0], f"ran again; before: {note}")], "retry")
 
 
 def _run_steps(run: NightlyRun, steps: Sequence[Step]) -> int:
@@ -342,7 +479,7 @@ def _close_interrupted_runs(run: NightlyRun) -> None:
         stale.status, stale.failing_step = FAILED, stale.current_step
         stale.error_message = (
             "the run ended without recording an outcome (killed, or the machine stopped) "
-            f"during step {stale.current_step}"
+            + (f"during step {stale.current_step}" if stale.current_step else "between steps")
         )
         stale.current_step = None
         _save(run.ledger, stale)

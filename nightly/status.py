@@ -23,7 +23,7 @@ from core.paths import Paths
 from core.warehouse import RAW_SCHEMA
 from extract.endpoints import ENDPOINTS
 from nightly import alerts, disk
-from nightly.ledger import RUNNING, Ledger, RunRecord, utc_now
+from nightly.ledger import RUNNING, Ledger, RunRecord, open_orchestrated_night, utc_now
 from nightly.settings import NightlySettings
 
 RAW_TABLES = tuple(f"{RAW_SCHEMA}.{endpoint.name}" for endpoint in ENDPOINTS)
@@ -54,8 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths = Paths.resolve()
     held_before = lock.is_held(paths.lock_file)
     records = Ledger(paths.runs_dir).records()
-    run_in_progress = held_before or lock.is_held(paths.lock_file)
     now = utc_now()
+    run_in_progress = (
+        held_before
+        or lock.is_held(paths.lock_file)
+        or open_orchestrated_night(records, now, settings.stale_after_hours) is not None
+    )
     freshness = source_freshness(records, now, settings.stale_after_hours, paths.analytics)
     print(f"Nightly runs, newest first ({paths.runs_dir}):")
     print(render_runs(records[-args.runs :], run_in_progress, now))

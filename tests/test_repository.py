@@ -27,6 +27,7 @@ ALLOWED_IMPORTS = {
     "nightly": {"core", "dev_api", "extract", "recommender"},
     "serve": {"core", "nightly"},
     "benchmarks": {"core", "dev_api", "extract", "nightly", "recommender", "serve"},
+    "orchestration": {"core", "nightly", "recommender"},
 }
 # The modules that decide whether to start the dev API (entry points and the nightly runner).
 DEV_API_STARTERS = {"extract/__main__.py", "nightly/steps.py"}

@@ -1,0 +1,95 @@
+"""MooVitamix nightly: the night `make elt` runs, one task per step, daily at 02:30 UTC.
+
+`begin_night` opens the run record (Airflow's run id beside ours) and `finish_night` closes it,
+sends the alert and refreshes the `ops` tables, whatever happened in between (a teardown). Each
+step task runs the nightly runner's own step under the run lock. After a data-quality error
+`publish` is skipped and `finish_night` fails the DAG run; a failed step fails the run too.
+When tonight's ingestion makes retraining due (recommender.nightly.retrain_due), `retrain` runs
+before `scoring`, so tonight's recommendations come from the retrained champion.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, get_current_context, setup, task, teardown
+
+from orchestration import tasks
+from orchestration.settings import OrchestrationSettings
+
+settings = OrchestrationSettings.from_config()
+
+with DAG(
+    dag_id="moovitamix_nightly",
+    description="extract, load, dbt build, checks, scoring, publish: the night of `make elt`",
+    schedule="30 2 * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 0, "on_failure_callback": tasks.alert_unrecorded_failure},
+    doc_md=__doc__,
+    tags=["moovitamix"],
+):
+
+    @setup
+    def begin_night() -> str:
+        return tasks.begin(get_current_context()["run_id"])
+
+    def night() -> str:
+        """Our run id, from begin_night (pulled, not passed: a task taking the setup's output
+        becomes its direct downstream, which must be all_success; scoring is not)."""
+        return get_current_context()["ti"].xcom_pull(task_ids="begin_night")
+
+    @task(
+        retries=settings.extract_retries,
+        retry_delay=timedelta(seconds=settings.extract_retry_delay_seconds),
+    )
+    def extract_load() -> None:
+        tasks.run(night(), "extract_load")
+
+    @task
+    def privacy() -> None:
+        tasks.run(night(), "privacy")
+
+    @task
+    def dbt_build() -> None:
+        tasks.run(night(), "dbt_build")
+
+    @task
+    def checks() -> None:
+        tasks.run(night(), "checks")
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def retrain_due() -> str | None:
+        return tasks.retraining_due(night())
+
+    @task
+    def retrain() -> None:
+        tasks.train()
+
+    @task(trigger_rule="none_failed")  # runs whether or not retraining was due
+    def scoring() -> None:
+        tasks.run(night(), "scoring")
+
+    @task
+    def publish() -> None:
+        tasks.run(night(), "publish")
+
+    @teardown(on_failure_fail_dagrun=True)
+    def finish_night() -> None:
+        tasks.finish(night())
+
+    opened = begin_night()
+    (
+        opened
+        >> extract_load()
+        >> privacy()
+        >> dbt_build()
+        >> checks()
+        >> retrain_due()
+        >> retrain()
+        >> scoring()
+        >> publish()
+        >> finish_night().as_teardown(setups=opened)
+    )
