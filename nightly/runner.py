@@ -252,6 +252,7 @@ def begin_night(config: NightConfig, orchestrator_run_id: str) -> RunRecord:
                 _finish(run, _refuse_to_start(run, space))
                 raise NightRefused(record.error_message)
             run.ledger.keep_reserve()
+            _save(run.ledger, record)
             return record
     except lock.LockHeld as exc:
         _refuse(record, ledger, config.nightly, exc)

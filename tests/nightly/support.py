@@ -17,9 +17,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from core.paths import Paths
+from core.privacy import PrivacySettings
 from dev_api.world import World
+from extract.settings import SourceSettings
 from nightly.ledger import Ledger, RunRecord, StepTiming, TableVolume, new_run_id
+from nightly.settings import NightConfig, NightlySettings
 from nightly.status import RAW_TABLES
+from recommender.settings import Settings as RecommenderSettings
 from tests.support import REPO_ROOT
 
 # A small world: each nightly run takes seconds, most of them dbt's.
@@ -178,3 +183,15 @@ def past_run(started_at: datetime, status: str = "success") -> RunRecord:
     record.finished_at = record.published_at = started_at + timedelta(seconds=30)
     record.exit_code = 0
     return record
+
+
+def night_config(paths: Paths, **nightly: float) -> NightConfig:
+    """A night in `paths` with default settings (none read from the environment), `nightly`
+    thresholds overridden: what the in-process runner tests run."""
+    return NightConfig(
+        paths=paths,
+        nightly=NightlySettings(**nightly),
+        source=SourceSettings(),
+        recommender=RecommenderSettings.from_config(paths),
+        privacy=PrivacySettings(),
+    )

@@ -15,8 +15,6 @@ import pytest
 
 from core import lock
 from core.paths import Paths
-from core.privacy import PrivacySettings
-from extract.settings import SourceSettings
 from nightly.ledger import ERROR, Finding, Ledger, RunRecord, utc_now
 from nightly.runner import (
     EXIT_DATA_QUALITY,
@@ -29,11 +27,9 @@ from nightly.runner import (
     report_activity,
     run_night,
 )
-from nightly.settings import NightConfig, NightlySettings
 from nightly.status import render_runs
 from nightly.steps import STEPS
-from recommender.settings import Settings as RecommenderSettings
-from tests.nightly.support import past_run
+from tests.nightly.support import night_config, past_run
 from tests.support import query
 
 
@@ -45,14 +41,7 @@ def paths(tmp_path: Path) -> Paths:
 
 def night(steps: list[Step], paths: Paths) -> int:
     """One night of `steps` in `paths`, default thresholds; its exit code."""
-    config = NightConfig(
-        paths=paths,
-        nightly=NightlySettings(),
-        source=SourceSettings(),
-        recommender=RecommenderSettings.from_config(paths),
-        privacy=PrivacySettings(),
-    )
-    return run_night(steps, config).exit_code
+    return run_night(steps, night_config(paths)).exit_code
 
 
 def stand_ins(log: list[str], **actions: Callable[[NightlyRun], None]) -> list[Step]:

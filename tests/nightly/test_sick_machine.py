@@ -24,21 +24,18 @@ import pytest
 
 from core import lock
 from core.paths import Paths
-from core.privacy import PrivacySettings
 from core.warehouse import DuckDBSettings
 from dev_api.faults import FOREVER, Fault, FaultPlan
 from dev_api.server import running_api
 from extract.endpoints import ENDPOINTS
-from extract.settings import SourceSettings
 from nightly.failures import EXIT_DEADLINE, EXIT_NO_SPACE, EXIT_OUT_OF_MEMORY
 from nightly.ledger import Ledger, utc_now
 from nightly.runner import EXIT_SUCCESS, NightlyRun, Step, run_night
-from nightly.settings import NightConfig, NightlySettings
-from recommender.settings import Settings as RecommenderSettings
 from tests.nightly.support import (
     TIMEOUT_SECONDS,
     api_world,
     digest,
+    night_config,
     past_run,
     records,
     run_job,
@@ -304,14 +301,7 @@ def test_status_and_the_dead_man_check_the_room_for_the_next_night(tmp_path: Pat
 
 
 def night(paths: Paths, steps: list[Step], **settings: float) -> int:
-    config = NightConfig(
-        paths=paths,
-        nightly=NightlySettings(**settings),
-        source=SourceSettings(),
-        recommender=RecommenderSettings.from_config(paths),
-        privacy=PrivacySettings(),
-    )
-    return run_night(steps, config).exit_code
+    return run_night(steps, night_config(paths, **settings)).exit_code
 
 
 def test_a_step_past_its_deadline_is_stopped_and_the_night_fails_with_124(

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from core.paths import Paths
-from extract.settings import SourceSettings
 from nightly.ledger import ERROR, Finding, Ledger
 from nightly.runner import (
     EXIT_DATA_QUALITY,
@@ -23,20 +22,15 @@ from nightly.runner import (
     run_night,
     run_steps,
 )
-from nightly.settings import NightConfig, NightlySettings
-from recommender.settings import Settings as RecommenderSettings
+from nightly.settings import NightConfig
+from tests.nightly.support import night_config
 from tests.nightly.test_runner import last_record, stand_ins
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> NightConfig:
     paths = Paths.under(tmp_path)
-    return NightConfig(
-        paths=paths,
-        nightly=NightlySettings(),
-        source=SourceSettings(),
-        recommender=RecommenderSettings.from_config(paths),
-    )
+    return night_config(paths)
 
 
 def test_a_night_run_step_by_step_is_one_record_with_every_step_in_order(
