@@ -167,15 +167,7 @@ def forget(
         versions = erase_users(connection, [user_id])[user_id]
         connection.execute("checkpoint")
     compact(config.paths.warehouse)
-    erasure = Erasure(
-        request_id=f"{now:%Y%m%dT%H%M%S%fZ}-{REQUEST}-{user_id}",
-        user_id=user_id,
-        reason=REQUEST,
-        requested_at=now,
-        requested_by=requested_by,
-        erased_columns=USER_PERSONAL_COLUMNS,
-        versions_erased=versions,
-    )
+    erasure = _erasure(now, REQUEST, user_id, requested_by, versions)
     ErasureLog(config.paths).write(erasure)
     log.info("%s", erasure.describe())
     return erasure
@@ -196,14 +188,12 @@ def apply_retention(config: NightConfig, now: datetime | None = None) -> list[Er
         return []
     compact(config.paths.warehouse)
     erasures = [
-        Erasure(
-            request_id=f"{now:%Y%m%dT%H%M%S%fZ}-{reason}-{user_id}",
-            user_id=user_id,
-            reason=reason,
-            requested_at=now,
-            requested_by="nightly retention" if reason == RETENTION else "standing request",
-            erased_columns=USER_PERSONAL_COLUMNS,
-            versions_erased=versions,
+        _erasure(
+            now,
+            reason,
+            user_id,
+            "nightly retention" if reason == RETENTION else "standing request",
+            versions,
         )
         for reason, counts in ((RETENTION, erased), (REQUEST, again))
         for user_id, versions in counts.items()
@@ -212,6 +202,18 @@ def apply_retention(config: NightConfig, now: datetime | None = None) -> list[Er
     for erasure in erasures:
         erasure_log.write(erasure)
     return erasures
+
+
+def _erasure(now: datetime, reason: str, user_id: int, requested_by: str, versions: int) -> Erasure:
+    return Erasure(
+        request_id=f"{now:%Y%m%dT%H%M%S%fZ}-{reason}-{user_id}",
+        user_id=user_id,
+        reason=reason,
+        requested_at=now,
+        requested_by=requested_by,
+        erased_columns=USER_PERSONAL_COLUMNS,
+        versions_erased=versions,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,6 +18,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import pendulum
+from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowSkipException
 
 from core import lock
@@ -132,3 +134,19 @@ def _at_repository_root() -> None:
     """Run from the repository root, as cron's `cd` does: a relative MOOVITAMIX_DATA_DIR (or the
     default `data`) means the same folder as under `make elt`."""
     os.chdir(REPO_ROOT)
+
+
+def moovitamix_dag(dag_id: str, description: str, schedule: str, doc_md: str | None) -> DAG:
+    """A DAG of this project: UTC schedule, no catch-up, one run at a time, no retries unless a
+    task says so, and failures alerted like a cron night's."""
+    return DAG(
+        dag_id=dag_id,
+        description=description,
+        schedule=schedule,
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        default_args={"retries": 0, "on_failure_callback": alert_unrecorded_failure},
+        doc_md=doc_md,
+        tags=["moovitamix"],
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated
@@ -27,37 +27,46 @@ router = APIRouter(dependencies=[Depends(require_token)], responses=ERROR_RESPON
 @router.get("/users/{user_id}/recommendations", response_model=Recommendations)
 async def user_recommendations(request: Request, user_id: Id, limit: Limit = 10) -> Response:
     """The user's recommendations from the last published night, best first."""
-    night = _night(request)
-    etag = _etag(night, f"users/{user_id}/recommendations?limit={limit}")
-    if _matches(request, etag):
-        return _not_modified(night, etag)
-    body = night.user_recommendations(user_id, limit)
-    if body is None:
-        raise ApiError(
-            404,
-            "user_not_found",
+    return _answer(
+        request,
+        f"users/{user_id}/recommendations?limit={limit}",
+        lambda night: night.user_recommendations(user_id, limit),
+        "user_not_found",
+        lambda night: (
             f"no recommendations for user {user_id} in night {night.run_id}: "
-            "an unknown or deleted user",
-            night.run_id,
-        )
-    return _json(body, night, etag)
+            "an unknown or deleted user"
+        ),
+    )
 
 
 @router.get("/tracks/{track_id}/similar", response_model=SimilarTracks)
 async def similar_tracks(request: Request, track_id: Id, limit: Limit = 10) -> Response:
     """The tracks most often co-listened with this one ("more like this")."""
+    return _answer(
+        request,
+        f"tracks/{track_id}/similar?limit={limit}",
+        lambda night: night.similar_tracks(track_id, limit),
+        "track_not_found",
+        lambda night: f"track {track_id} is not in the catalogue of night {night.run_id}",
+    )
+
+
+def _answer(
+    request: Request,
+    resource: str,
+    lookup: Callable[[Night], BaseModel | None],
+    not_found: str,
+    explain: Callable[[Night], str],
+) -> Response:
+    """One resource of the night being served: 304 on a matching ETag, 404 when the night has
+    nothing for it, else its JSON with the night's ETag."""
     night = _night(request)
-    etag = _etag(night, f"tracks/{track_id}/similar?limit={limit}")
+    etag = _etag(night, resource)
     if _matches(request, etag):
         return _not_modified(night, etag)
-    body = night.similar_tracks(track_id, limit)
+    body = lookup(night)
     if body is None:
-        raise ApiError(
-            404,
-            "track_not_found",
-            f"track {track_id} is not in the catalogue of night {night.run_id}",
-            night.run_id,
-        )
+        raise ApiError(404, not_found, explain(night), night.run_id)
     return _json(body, night, etag)
 
 

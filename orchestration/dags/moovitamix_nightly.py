@@ -12,24 +12,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
-from airflow.sdk import DAG, get_current_context, setup, task, teardown
+from airflow.sdk import get_current_context, setup, task, teardown
 
 from orchestration import tasks
 from orchestration.settings import OrchestrationSettings
 
 settings = OrchestrationSettings.from_config()
 
-with DAG(
-    dag_id="moovitamix_nightly",
-    description="extract, load, dbt build, checks, scoring, publish: the night of `make elt`",
-    schedule="30 2 * * *",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args={"retries": 0, "on_failure_callback": tasks.alert_unrecorded_failure},
-    doc_md=__doc__,
-    tags=["moovitamix"],
+with tasks.moovitamix_dag(
+    "moovitamix_nightly",
+    "extract, load, dbt build, checks, scoring, publish: the night of `make elt`",
+    "30 2 * * *",
+    __doc__,
 ):
 
     @setup
