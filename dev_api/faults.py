@@ -31,6 +31,7 @@ FaultKind = Literal[
     "duplicate_id",  # the page repeats a record of the previous page in place of one of its own
     "total_change",  # total is off by arg, and pages follows it
     "empty_page",  # items is [] although the page is before the end
+    "drop_record",  # the page's last record is missing, total and pages unchanged
     "missing_items_key",  # the envelope has no items key
 ]
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
@@ -145,6 +146,8 @@ def corrupt(
     items: list[Record] = envelope["items"]
     if fault.kind == "empty_page":
         items.clear()
+    elif fault.kind == "drop_record":
+        del items[-1:]
     elif fault.kind == "missing_items_key":
         del envelope["items"]
     elif fault.kind == "total_change":

@@ -92,6 +92,27 @@ def test_unrecoverable_faults_fail_with_endpoint_and_page_and_change_nothing(
     assert not pipeline.has_pending_data
 
 
+def test_a_read_one_record_short_is_refused_by_the_row_count_guard(
+    pipeline: dlt.Pipeline, duckdb_path: Path
+) -> None:
+    # No page is empty and total never moves: only the count of records read can see it.
+    with running_api(**WORLD) as api:
+        run_extraction(pipeline, api.url)
+        before = raw_snapshot(duckdb_path)
+        api.set_day(1)
+        total = api.world.total("users")
+        api.faults = FaultPlan([Fault("users", 2, "drop_record", times=FOREVER)])
+        with pytest.raises(ExtractionError) as failure:
+            run_extraction(pipeline, api.url)
+
+    assert total > 200
+    assert str(failure.value).startswith(
+        f"users: the API announced {total} records but {total - 1} were read over 3 pages"
+    )
+    assert raw_snapshot(duckdb_path) == before
+    assert not pipeline.has_pending_data
+
+
 @pytest.mark.parametrize("kind", ["total_change", "duplicate_id"])
 def test_an_answer_that_moved_once_is_read_again_and_loaded(
     kind: str, pipeline: dlt.Pipeline, duckdb_path: Path
