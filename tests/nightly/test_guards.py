@@ -7,6 +7,7 @@ this folder run them inside whole nights, these pin each rule so a planted defec
 
 from __future__ import annotations
 
+import grp
 import json
 import logging
 import os
@@ -61,13 +62,17 @@ def test_a_lock_released_within_the_patience_is_taken(tmp_path: Path) -> None:
             release.wait()
             time.sleep(ACQUIRE_PATIENCE_SECONDS / 5)
 
-    holder = threading.Thread(target=hold)
+    holder = threading.Thread(target=hold, daemon=True)
     holder.start()
-    holder_has_it.wait()
+    assert holder_has_it.wait(timeout=5)
     release.set()
+    started = time.monotonic()
     with exclusive(lock_file):
+        waited = time.monotonic() - started
         assert is_held(lock_file)
-    holder.join()
+    holder.join(timeout=5)
+    # polled often: taken soon after the release, well within the patience
+    assert waited < ACQUIRE_PATIENCE_SECONDS
 
 
 # The alert decision ----------------------------------------------------------------------------
@@ -106,6 +111,13 @@ def test_a_failed_run_alert_says_where_how_and_that_nothing_was_published() -> N
     published = compose(run(WARNED, [finding(WARNING, 1)], published_at=STARTED), True)
     assert published is not None
     assert published.splitlines()[0].endswith("; analysts' file published")
+
+
+def test_exactly_the_maximum_of_findings_is_not_cut() -> None:
+    findings = [finding(ERROR, n) for n in range(MAX_FINDING_LINES)]
+    text = compose(run(FAILED, findings), False)
+    assert text is not None and len(text.splitlines()) == 1 + MAX_FINDING_LINES
+    assert "more (ops.run_findings)" not in text
 
 
 def test_error_findings_replace_the_summary_and_come_first_then_are_cut() -> None:
@@ -163,7 +175,7 @@ def test_an_alert_is_posted_as_slack_json_and_logged(
     with caplog.at_level(logging.INFO, logger="moovitamix.nightly"):
         assert send("run failed", hook.url) is True
     assert hook.received == [{"type": "application/json", "text": "run failed"}]
-    assert "ALERT run failed" in caplog.text
+    assert caplog.messages == ["ALERT run failed"]
     assert "secret-token" not in caplog.text
 
 
@@ -175,8 +187,22 @@ def test_a_webhook_that_is_down_or_unset_never_fails_the_run(
         assert send("run failed", hook.url) is False
         assert send("run failed", None) is False
     assert len(hook.received) == 1
-    assert "could not post the alert to the webhook (HTTP 500)" in caplog.text
-    assert "in the log only" in caplog.text
+    assert caplog.messages == [
+        "ALERT run failed",
+        "could not post the alert to the webhook (HTTP 500); it is in the log",
+        "ALERT run failed",
+        "no NIGHTLY__ALERT_WEBHOOK_URL configured: the alert is in the log only",
+    ]
+
+
+def test_an_unreachable_webhook_is_named_by_its_error_kind_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="moovitamix.nightly"):
+        assert send("run failed", "http://user:secret-token@127.0.0.1:9/hook") is False
+    assert caplog.messages[-1] == (
+        "could not post the alert to the webhook (URLError); it is in the log"
+    )
     assert "secret-token" not in caplog.text
 
 
@@ -201,7 +227,8 @@ def small_warehouse(path: Path, users: int) -> None:
 def test_publish_copies_the_analyst_schemas_only_read_only_with_no_leftovers(
     tmp_path: Path,
 ) -> None:
-    warehouse, target = tmp_path / "warehouse.duckdb", tmp_path / "out" / "analytics.duckdb"
+    warehouse = tmp_path / "warehouse.duckdb"
+    target = tmp_path / "new" / "folder" / "analytics.duckdb"
     small_warehouse(warehouse, 5)
     record = run(SUCCESS)
     erasures = pa.Table.from_pylist([], schema=ERASURE_SCHEMA)
@@ -210,6 +237,11 @@ def test_publish_copies_the_analyst_schemas_only_read_only_with_no_leftovers(
 
     assert (publication.path, publication.tables, publication.rows) == (target, 2, 8)
     assert publication.bytes == target.stat().st_size > 0
+    assert 0 < publication.seconds < 60
+    assert publication.render() == (
+        f"Published 2 tables (8 rows) and the run record (ops) to {target} in "
+        f"{publication.seconds:.1f} s: {publication.bytes / 1e6:,.1f} MB"
+    )
     assert stat.S_IMODE(target.stat().st_mode) == 0o440
     assert sorted(p.name for p in target.parent.iterdir()) == ["analytics.duckdb"]
     tables = query(
@@ -220,12 +252,13 @@ def test_publish_copies_the_analyst_schemas_only_read_only_with_no_leftovers(
     assert not [t for t in tables if t[0] == "raw"], "raw holds personal data: never published"
     assert query(target, "select count(*) from marts.first_users") == [(3,)]
     assert query(target, "select run_id from ops.pipeline_runs") == [(record.run_id,)]
-    assert "Published 2 tables (8 rows)" in publication.render()
 
-    small_warehouse(warehouse, 7)  # the next night replaces the file
-    publish(warehouse, target, [record], erasures, mode=0o400)
+    small_warehouse(warehouse, 7)  # the next night replaces the file, for the analysts' group
+    group = grp.getgrgid(os.getgid())
+    publish(warehouse, target, [record], erasures, mode=0o400, group=group.gr_name)
     assert query(target, "select count(*) from marts.dim_users") == [(7,)]
     assert stat.S_IMODE(target.stat().st_mode) == 0o400
+    assert (target.stat().st_uid, target.stat().st_gid) == (os.getuid(), group.gr_gid)
 
 
 def test_a_publish_that_fails_leaves_the_old_file_and_no_leftovers(tmp_path: Path) -> None:
