@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dev_api.world import World
 from extract.endpoints import ENDPOINTS, LISTEN_HISTORY, ROW_HASH, TRACKS, USERS, Endpoint, row_hash
 from extract.source import _redacted
 
@@ -156,3 +157,16 @@ def test_an_arrow_type_without_a_contract_check_is_a_programming_error() -> None
 def test_credentials_in_a_url_are_redacted_from_errors() -> None:
     error = ConnectionError("GET https://user:pa55@api.example.com/users failed; see //x")
     assert _redacted(error) == "GET https://***@api.example.com/users failed; see //x"
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda endpoint: endpoint.name)
+def test_a_sound_page_takes_the_vectorised_path_and_matches_the_slow_one(
+    endpoint: Endpoint,
+) -> None:
+    page = World(users=30, tracks=30, seed=3).page(endpoint.name, 1, 20)  # type: ignore[arg-type]
+    fast = endpoint._vectorised(page)
+    assert fast is not None, "a sound page is checked in one pass"
+    assert fast.equals(endpoint._row_by_row(page))
+    assert all(len(value) == 32 for value in fast.column(ROW_HASH).to_pylist()), (
+        "the version key keeps its size: another would make every record look changed"
+    )

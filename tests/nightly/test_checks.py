@@ -29,8 +29,15 @@ def levels(findings: list) -> list[tuple[str, str]]:
 
 def test_volume_checks_wait_for_enough_history_and_say_so() -> None:
     findings = volume_findings({"raw.users": 10}, history(1000, 1000), SETTINGS)
-    assert levels(findings) == [(INFO, "history")]
-    assert "3 successful runs of history (2 so far)" in findings[0].message
+    assert findings == [
+        Finding(
+            "volume",
+            INFO,
+            "history",
+            "volume checks wait for 3 successful runs of history (2 so far): only empty tables "
+            "are errors until then",
+        )
+    ]
 
 
 def test_zero_rows_where_there_were_some_is_an_error_even_without_history() -> None:
