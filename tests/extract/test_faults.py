@@ -11,6 +11,7 @@ import pytest
 
 from dev_api.faults import FOREVER, Fault, FaultPlan
 from dev_api.server import running_api
+from extract import source
 from extract.pipeline import run_extraction
 from extract.source import ExtractionError, moovitamix_source
 from tests.support import query
@@ -58,6 +59,12 @@ def test_transient_faults_are_retried_into_a_complete_load(
     assert [t.read for t in summary.tables] == [250, 120, 250]
     report = {t.endpoint: t for t in summary.tables}[fault.endpoint]
     assert report.quarantined == 0
+    # every failed attempt that dlt retried is counted, 429s apart (ops.run_volumes keeps them)
+    assert (report.error_responses, report.rate_limited) == (
+        attempts - 1,
+        fault.times if fault.kind == "rate_limit" else 0,
+    )
+    assert sum(t.error_responses for t in summary.tables) == attempts - 1
     if fault.kind == "rate_limit":
         assert elapsed >= 1, "the Retry-After: 1 header must be waited out"
 
@@ -123,6 +130,20 @@ def test_an_answer_that_moved_once_is_read_again_and_loaded(
 
     assert first_page_reads == 2
     assert current_counts(duckdb_path) == (250, 120, 250)
+
+
+def test_an_endpoint_larger_than_a_batch_loads_every_record_once(
+    pipeline: dlt.Pipeline, duckdb_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(source, "BATCH_ROWS", 120)  # users: batches of 200, then the last 50
+    with running_api(**WORLD) as api:
+        summary = run_extraction(pipeline, api.url)
+        users = set(api.world.keys("users"))
+
+    assert [t.read for t in summary.tables] == [250, 120, 250]
+    rows = query(duckdb_path, "select id from raw.users")
+    assert len(rows) == len(users) == 250
+    assert {row[0] for row in rows} == users
 
 
 def test_contract_breaking_records_are_quarantined_counted_and_the_rest_loaded(
