@@ -3,11 +3,15 @@ leave the raw tables exactly as they were; contract-breaking records are quarant
 
 from __future__ import annotations
 
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import dlt
 import pytest
+from dlt.common.configuration import resolve_configuration
+from dlt.common.configuration.specs import RuntimeConfiguration
 
 from dev_api.faults import FOREVER, Fault, FaultPlan
 from dev_api.server import running_api
@@ -236,3 +240,31 @@ def test_an_endpoint_announcing_no_records_is_refused(pipeline: dlt.Pipeline) ->
         run_extraction(pipeline, api.url)
 
     assert not pipeline.has_pending_data
+
+
+def test_the_api_token_is_sent_as_a_bearer_header_and_json_is_asked_for() -> None:
+    seen: list[dict[str, str]] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(dict(self.headers))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/users"
+        runtime = resolve_configuration(RuntimeConfiguration())
+        for token in ("s3cret", None):
+            source._client(runtime, token, source.EndpointReport("users")).get(url)
+    finally:
+        server.shutdown()
+
+    assert [(h.get("Authorization"), h.get("Accept")) for h in seen] == [
+        ("Bearer s3cret", "application/json"),
+        (None, "application/json"),
+    ]
