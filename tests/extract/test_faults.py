@@ -15,6 +15,7 @@ from dlt.common.configuration.specs import RuntimeConfiguration
 
 from dev_api.faults import FOREVER, Fault, FaultPlan
 from dev_api.server import running_api
+from dev_api.world import World
 from extract import source
 from extract.pipeline import run_extraction
 from extract.source import ExtractionError, moovitamix_source
@@ -268,3 +269,24 @@ def test_the_api_token_is_sent_as_a_bearer_header_and_json_is_asked_for() -> Non
         ("Bearer s3cret", "application/json"),
         (None, "application/json"),
     ]
+
+
+class ExtraFields(World):
+    """Serves fields the contract does not name: one on page 1 of /users, another on page 3."""
+
+    def page(self, endpoint, page, size, day=None):  # type: ignore[no-untyped-def]
+        records = super().page(endpoint, page, size, day)
+        extra = {1: "nickname", 3: "locale"}.get(page) if endpoint == "users" else None
+        if extra:
+            records[0] = {**records[0], extra: "x"}
+        return records
+
+
+def test_fields_outside_the_contract_are_ignored_and_every_one_listed(
+    pipeline: dlt.Pipeline, duckdb_path: Path
+) -> None:
+    with running_api(ExtraFields(**WORLD)) as api:
+        summary = run_extraction(pipeline, api.url)
+
+    assert summary.unknown_fields == {"users": frozenset({"nickname", "locale"})}
+    assert current_counts(duckdb_path) == (250, 120, 250)
