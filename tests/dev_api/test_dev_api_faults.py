@@ -139,6 +139,10 @@ def test_duplicate_id_repeats_the_previous_pages_last_record(client_for: Any) ->
             ),
         ),
         (
+            Fault("users", 1, "null_pages"),
+            lambda page: page["pages"] is None and page["items"] == expected_page("users", 1),
+        ),
+        (
             Fault("users", 1, "missing_items_key"),
             lambda page: list(page) == ["total", "page", "size", "pages"],
         ),

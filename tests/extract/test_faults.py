@@ -3,6 +3,7 @@ leave the raw tables exactly as they were; contract-breaking records are quarant
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -175,6 +176,10 @@ def test_contract_breaking_records_are_quarantined_counted_and_the_rest_loaded(
     reasons = query(
         duckdb_path, "select endpoint, page, reason from raw.quarantined_records order by 1"
     )
+    [(kept,)] = query(
+        duckdb_path, "select record from raw.quarantined_records where endpoint = 'users'"
+    )
+    assert "email" not in json.loads(kept) and json.loads(kept)["id"] in api.world.keys("users")
     assert reasons == [
         ("listen_history", 1, "field 'user_id' is null: None"),
         ("tracks", 1, "field 'id' is not an integer: " + reasons[1][2].split(": ", 1)[1]),
@@ -269,6 +274,24 @@ def test_the_api_token_is_sent_as_a_bearer_header_and_json_is_asked_for() -> Non
         ("Bearer s3cret", "application/json"),
         (None, "application/json"),
     ]
+
+
+def test_a_null_pages_count_is_computed_from_total(
+    pipeline: dlt.Pipeline, duckdb_path: Path
+) -> None:
+    endpoints = ("users", "tracks", "listen_history")
+    faults = FaultPlan([Fault(endpoint, 1, "null_pages", times=FOREVER) for endpoint in endpoints])
+    with running_api(**WORLD, faults=faults) as api:
+        summary = run_extraction(pipeline, api.url)
+        reads = {(e, page): api.request_count(e, page) for e in endpoints for page in (3, 4)}
+
+    assert [t.read for t in summary.tables] == [250, 120, 250]
+    assert current_counts(duckdb_path) == (250, 120, 250)
+    # ceil(250 / 100) = 3 pages and ceil(120 / 100) = 2: each read, and none past the end
+    assert reads == {
+        ("users", 3): 1, ("users", 4): 0, ("tracks", 3): 0, ("tracks", 4): 0,
+        ("listen_history", 3): 1, ("listen_history", 4): 0,
+    }  # fmt: skip
 
 
 class ExtraFields(World):
