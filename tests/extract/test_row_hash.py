@@ -123,6 +123,9 @@ def test_a_record_that_breaks_the_contract_is_set_aside_with_its_reason(
     table, bad = endpoint.split([record, *sound])
     assert bad == [(record, reason)]
     assert table.num_rows == len(sound), "the rest of the page loads"
+    # a page where every record breaks the contract the same way is set aside whole
+    table, bad = endpoint.split([record, record])
+    assert (table.num_rows, bad) == (0, [(record, reason)] * 2)
 
 
 def test_sound_records_pass_including_the_nulls_the_contract_allows() -> None:
