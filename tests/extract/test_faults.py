@@ -76,7 +76,10 @@ def test_transient_faults_are_retried_into_a_complete_load(
 
 
 FATAL = [
-    (Fault("tracks", 2, "status", times=FOREVER, arg=500), r"tracks page 2: request failed"),
+    (
+        Fault("tracks", 2, "status", times=FOREVER, arg=500),
+        r"tracks page 2: request failed after retries: 500 Server Error",
+    ),
     (Fault("users", 2, "malformed"), r"users page 2: response is not valid JSON"),
     (
         Fault("listen_history", 2, "empty_page"),
