@@ -32,18 +32,23 @@ def exclusive(path: Path) -> Iterator[int]:
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        deadline = time.monotonic() + ACQUIRE_PATIENCE_SECONDS
-        while True:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise LockHeld(f"another nightly run holds {path}") from None
-                time.sleep(0.05)
+        _acquire(descriptor, path)
         yield descriptor
     finally:
         os.close(descriptor)
+
+
+def _acquire(descriptor: int, path: Path) -> None:
+    """Take the exclusive lock, waiting at most ACQUIRE_PATIENCE_SECONDS, else LockHeld."""
+    deadline = time.monotonic() + ACQUIRE_PATIENCE_SECONDS
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise LockHeld(f"another nightly run holds {path}") from None
+            time.sleep(0.05)
 
 
 def is_held(path: Path) -> bool:

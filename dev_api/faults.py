@@ -31,6 +31,8 @@ FaultKind = Literal[
     "duplicate_id",  # the page repeats a record of the previous page in place of one of its own
     "total_change",  # total is off by arg, and pages follows it
     "empty_page",  # items is [] although the page is before the end
+    "drop_record",  # the page's last record is missing, total and pages unchanged
+    "null_pages",  # pages is null (the contract allows it: clients compute ceil(total / size))
     "missing_items_key",  # the envelope has no items key
 ]
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
@@ -145,6 +147,10 @@ def corrupt(
     items: list[Record] = envelope["items"]
     if fault.kind == "empty_page":
         items.clear()
+    elif fault.kind == "drop_record":
+        del items[-1:]
+    elif fault.kind == "null_pages":
+        envelope["pages"] = None
     elif fault.kind == "missing_items_key":
         del envelope["items"]
     elif fault.kind == "total_change":

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import dlt
 import pytest
+from hypothesis import Phase, settings
 
 from extract.pipeline import make_pipeline
 
@@ -34,3 +36,9 @@ def duckdb_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def pipeline(tmp_path: Path, duckdb_path: Path) -> Iterator[dlt.Pipeline]:
     yield make_pipeline(duckdb_path, tmp_path / "dlt")
+
+
+# `make mutation` runs the suite once per planted defect: a failing property test should fail
+# fast there, not spend minutes shrinking its example (HYPOTHESIS_PROFILE=mutation).
+settings.register_profile("mutation", phases=[Phase.explicit, Phase.reuse, Phase.generate])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

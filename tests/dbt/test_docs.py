@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.dbt.support import Warehouse, run_dbt
+from tests.support import REPO_ROOT
 
 pytestmark = pytest.mark.dbt
 
@@ -44,7 +45,8 @@ def test_every_model_and_column_has_a_description(
         for unique_id, node in manifest["nodes"].items()
         if node["resource_type"] == "model" and node["package_name"] == "moovitamix"
     }
-    assert models
+    model_files = {path.stem for path in (REPO_ROOT / "dbt_project" / "models").rglob("*.sql")}
+    assert {node["name"] for node in models.values()} == model_files
     missing = [unique_id for unique_id in models if unique_id not in catalog["nodes"]]
     assert not missing, f"models not in the warehouse's catalog: {missing}"
     problems = [

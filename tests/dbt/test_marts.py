@@ -177,6 +177,7 @@ def test_fct_listens_holds_exactly_the_current_lists(warehouse: Warehouse) -> No
         for user, items in listens(warehouse.next_day).items()
         for position, track in items
     }
+    assert expected, "two nights of the dev API hold listens"
     rows = query(
         warehouse.duckdb_file, "select user_id, listen_position, track_id from marts.fct_listens"
     )
@@ -188,6 +189,7 @@ def test_fct_user_tracks_counts_listens_per_pair(warehouse: Warehouse) -> None:
     expected = Counter(
         (user, track) for user, items in listens(warehouse.next_day).items() for _, track in items
     )
+    assert expected, "two nights of the dev API hold listens"
     rows = query(
         warehouse.duckdb_file, "select user_id, track_id, listen_count from marts.fct_user_tracks"
     )
@@ -324,6 +326,7 @@ def test_since_yesterday_is_a_simple_query_on_fct_listens(warehouse: Warehouse) 
         )
         if position > len((warehouse.day.listen_history.get(user) or {"items": []})["items"] or [])
     }
+    assert expected, "the next day should bring new listens"
     rows = query(
         warehouse.duckdb_file,
         "select user_id, listen_position, track_id from marts.fct_listens where first_seen_at > ?",

@@ -132,6 +132,17 @@ def test_duplicate_id_repeats_the_previous_pages_last_record(client_for: Any) ->
         ),
         (Fault("users", 1, "empty_page"), lambda page: page["items"] == [] and page["total"] == 30),
         (
+            Fault("users", 1, "drop_record"),
+            lambda page: (
+                page["items"] == expected_page("users", 1)[:-1]
+                and (page["total"], page["pages"]) == (30, 3)
+            ),
+        ),
+        (
+            Fault("users", 1, "null_pages"),
+            lambda page: page["pages"] is None and page["items"] == expected_page("users", 1),
+        ),
+        (
             Fault("users", 1, "missing_items_key"),
             lambda page: list(page) == ["total", "page", "size", "pages"],
         ),

@@ -3,14 +3,21 @@ leave the raw tables exactly as they were; contract-breaking records are quarant
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import dlt
 import pytest
+from dlt.common.configuration import resolve_configuration
+from dlt.common.configuration.specs import RuntimeConfiguration
 
 from dev_api.faults import FOREVER, Fault, FaultPlan
 from dev_api.server import running_api
+from dev_api.world import World
+from extract import source
 from extract.pipeline import run_extraction
 from extract.source import ExtractionError, moovitamix_source
 from tests.support import query
@@ -58,12 +65,21 @@ def test_transient_faults_are_retried_into_a_complete_load(
     assert [t.read for t in summary.tables] == [250, 120, 250]
     report = {t.endpoint: t for t in summary.tables}[fault.endpoint]
     assert report.quarantined == 0
+    # every failed attempt that dlt retried is counted, 429s apart (ops.run_volumes keeps them)
+    assert (report.error_responses, report.rate_limited) == (
+        attempts - 1,
+        fault.times if fault.kind == "rate_limit" else 0,
+    )
+    assert sum(t.error_responses for t in summary.tables) == attempts - 1
     if fault.kind == "rate_limit":
         assert elapsed >= 1, "the Retry-After: 1 header must be waited out"
 
 
 FATAL = [
-    (Fault("tracks", 2, "status", times=FOREVER, arg=500), r"tracks page 2: request failed"),
+    (
+        Fault("tracks", 2, "status", times=FOREVER, arg=500),
+        r"tracks page 2: request failed after retries: 500 Server Error",
+    ),
     (Fault("users", 2, "malformed"), r"users page 2: response is not valid JSON"),
     (
         Fault("listen_history", 2, "empty_page"),
@@ -92,6 +108,27 @@ def test_unrecoverable_faults_fail_with_endpoint_and_page_and_change_nothing(
     assert not pipeline.has_pending_data
 
 
+def test_a_read_one_record_short_is_refused_by_the_row_count_guard(
+    pipeline: dlt.Pipeline, duckdb_path: Path
+) -> None:
+    # No page is empty and total never moves: only the count of records read can see it.
+    with running_api(**WORLD) as api:
+        run_extraction(pipeline, api.url)
+        before = raw_snapshot(duckdb_path)
+        api.set_day(1)
+        total = api.world.total("users")
+        api.faults = FaultPlan([Fault("users", 2, "drop_record", times=FOREVER)])
+        with pytest.raises(ExtractionError) as failure:
+            run_extraction(pipeline, api.url)
+
+    assert total > 200
+    assert str(failure.value).startswith(
+        f"users: the API announced {total} records but {total - 1} were read over 3 pages"
+    )
+    assert raw_snapshot(duckdb_path) == before
+    assert not pipeline.has_pending_data
+
+
 @pytest.mark.parametrize("kind", ["total_change", "duplicate_id"])
 def test_an_answer_that_moved_once_is_read_again_and_loaded(
     kind: str, pipeline: dlt.Pipeline, duckdb_path: Path
@@ -102,6 +139,20 @@ def test_an_answer_that_moved_once_is_read_again_and_loaded(
 
     assert first_page_reads == 2
     assert current_counts(duckdb_path) == (250, 120, 250)
+
+
+def test_an_endpoint_larger_than_a_batch_loads_every_record_once(
+    pipeline: dlt.Pipeline, duckdb_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(source, "BATCH_ROWS", 120)  # users: batches of 200, then the last 50
+    with running_api(**WORLD) as api:
+        summary = run_extraction(pipeline, api.url)
+        users = set(api.world.keys("users"))
+
+    assert [t.read for t in summary.tables] == [250, 120, 250]
+    rows = query(duckdb_path, "select id from raw.users")
+    assert len(rows) == len(users) == 250
+    assert {row[0] for row in rows} == users
 
 
 def test_contract_breaking_records_are_quarantined_counted_and_the_rest_loaded(
@@ -128,6 +179,10 @@ def test_contract_breaking_records_are_quarantined_counted_and_the_rest_loaded(
     reasons = query(
         duckdb_path, "select endpoint, page, reason from raw.quarantined_records order by 1"
     )
+    [(kept,)] = query(
+        duckdb_path, "select record from raw.quarantined_records where endpoint = 'users'"
+    )
+    assert "email" not in json.loads(kept) and json.loads(kept)["id"] in api.world.keys("users")
     assert reasons == [
         ("listen_history", 1, "field 'user_id' is null: None"),
         ("tracks", 1, "field 'id' is not an integer: " + reasons[1][2].split(": ", 1)[1]),
@@ -194,3 +249,70 @@ def test_an_endpoint_announcing_no_records_is_refused(pipeline: dlt.Pipeline) ->
         run_extraction(pipeline, api.url)
 
     assert not pipeline.has_pending_data
+
+
+def test_the_api_token_is_sent_as_a_bearer_header_and_json_is_asked_for() -> None:
+    seen: list[dict[str, str]] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(dict(self.headers))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/users"
+        runtime = resolve_configuration(RuntimeConfiguration())
+        for token in ("s3cret", None):
+            source._client(runtime, token, source.EndpointReport("users")).get(url)
+    finally:
+        server.shutdown()
+
+    assert [(h.get("Authorization"), h.get("Accept")) for h in seen] == [
+        ("Bearer s3cret", "application/json"),
+        (None, "application/json"),
+    ]
+
+
+def test_a_null_pages_count_is_computed_from_total(
+    pipeline: dlt.Pipeline, duckdb_path: Path
+) -> None:
+    endpoints = ("users", "tracks", "listen_history")
+    faults = FaultPlan([Fault(endpoint, 1, "null_pages", times=FOREVER) for endpoint in endpoints])
+    with running_api(**WORLD, faults=faults) as api:
+        summary = run_extraction(pipeline, api.url)
+        reads = {(e, page): api.request_count(e, page) for e in endpoints for page in (3, 4)}
+
+    assert [t.read for t in summary.tables] == [250, 120, 250]
+    assert current_counts(duckdb_path) == (250, 120, 250)
+    # ceil(250 / 100) = 3 pages and ceil(120 / 100) = 2: each read, and none past the end
+    assert reads == {
+        ("users", 3): 1, ("users", 4): 0, ("tracks", 3): 0, ("tracks", 4): 0,
+        ("listen_history", 3): 1, ("listen_history", 4): 0,
+    }  # fmt: skip
+
+
+class ExtraFields(World):
+    """Serves fields the contract does not name: one on page 1 of /users, another on page 3."""
+
+    def page(self, endpoint, page, size, day=None):  # type: ignore[no-untyped-def]
+        records = super().page(endpoint, page, size, day)
+        extra = {1: "nickname", 3: "locale"}.get(page) if endpoint == "users" else None
+        if extra:
+            records[0] = {**records[0], extra: "x"}
+        return records
+
+
+def test_fields_outside_the_contract_are_ignored_and_every_one_listed(
+    pipeline: dlt.Pipeline, duckdb_path: Path
+) -> None:
+    with running_api(ExtraFields(**WORLD)) as api:
+        summary = run_extraction(pipeline, api.url)
+
+    assert summary.unknown_fields == {"users": frozenset({"nickname", "locale"})}
+    assert current_counts(duckdb_path) == (250, 120, 250)

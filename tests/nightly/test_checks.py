@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from nightly.checks import duration_finding, listens_finding, new_test_warnings, volume_findings
-from nightly.ledger import ERROR, INFO, WARNING, NodeResult, RunRecord, TableVolume
+from nightly.ledger import ERROR, INFO, WARNING, Finding, NodeResult, RunRecord, TableVolume
 from nightly.settings import NightlySettings
 
 SETTINGS = NightlySettings(min_history_runs=3)
@@ -29,8 +29,15 @@ def levels(findings: list) -> list[tuple[str, str]]:
 
 def test_volume_checks_wait_for_enough_history_and_say_so() -> None:
     findings = volume_findings({"raw.users": 10}, history(1000, 1000), SETTINGS)
-    assert levels(findings) == [(INFO, "history")]
-    assert "3 successful runs of history (2 so far)" in findings[0].message
+    assert findings == [
+        Finding(
+            "volume",
+            INFO,
+            "history",
+            "volume checks wait for 3 successful runs of history (2 so far): only empty tables "
+            "are errors until then",
+        )
+    ]
 
 
 def test_zero_rows_where_there_were_some_is_an_error_even_without_history() -> None:
@@ -100,3 +107,70 @@ def test_only_dbt_warnings_new_tonight_are_findings() -> None:
     tonight = [node("known_quirk", "warn"), node("fine", "warn")]
     assert levels(new_test_warnings(tonight, previous)) == [(WARNING, "fine")]
     assert new_test_warnings(tonight, None) == []
+
+
+# The findings land in ops.run_findings and the alert whole: every field is part of the rule.
+
+
+def test_every_volume_finding_is_recorded_whole_for_each_table() -> None:
+    past = history(1000, 1000, 1000)
+    for run in past:
+        run.volumes.append(TableVolume("marts.dim_users", table_rows=500))
+    findings = volume_findings({"raw.users": 0, "marts.dim_users": 1000}, past, SETTINGS)
+    assert findings == [
+        Finding("volume", ERROR, "raw.users", "raw.users: 0 rows, usual 1,000 (-100%): is empty",
+                0.0, 1000.0),
+        Finding("volume", WARNING, "marts.dim_users",
+                "marts.dim_users: 1,000 rows, usual 500 (+100%): outside the usual ±25",
+                1000.0, 500.0),
+    ]  # fmt: skip
+
+
+def test_a_table_that_used_to_be_empty_says_no_change_share() -> None:
+    past = history(0, 0, 0)
+    [finding] = volume_findings({"raw.users": 100}, past, SETTINGS)
+    assert finding.message == "raw.users: 100 rows, usual 0: outside the usual ±0"
+
+
+def test_the_volume_bounds_are_exclusive() -> None:
+    flat = history(1000, 1000, 1000)
+    assert volume_findings({"raw.users": 800}, flat, SETTINGS)[0].level == WARNING  # exactly -20%
+    assert volume_findings({"raw.users": 1050}, flat, SETTINGS) == []  # exactly the 5% band
+
+
+def test_a_listens_finding_is_recorded_whole() -> None:
+    assert listens_finding(880, 100, previous=1000) == Finding(
+        "listens",
+        ERROR,
+        "raw.listen_history",
+        "raw.listen_history: 880 listens, 1,000 at the previous load: 20 lost beyond the 100 "
+        "of retired users",
+        880.0,
+        1000.0,
+    )
+    assert listens_finding(900, 99, previous=1000) is not None  # one listen short is lost
+
+
+def test_a_duration_finding_is_recorded_whole_and_its_bounds_are_exact() -> None:
+    past = history(1, 1, 1, seconds=100)
+    assert duration_finding(250, past, SETTINGS) == Finding(
+        "duration", WARNING, "run", "the run took 250 s, usual 100 s (2.5x)", 250, 100
+    )
+    assert duration_finding(200, past, SETTINGS) is None  # exactly 2x is not slower than 2x
+    assert duration_finding(200.5, past, SETTINGS) is not None
+    quick = history(1, 1, 1, seconds=50)
+    assert duration_finding(110, quick, SETTINGS) is not None  # exactly 60 s slower warns
+
+
+def test_a_new_dbt_warning_is_recorded_whole() -> None:
+    def node(name: str, status: str, failures: int | None, message: str | None) -> NodeResult:
+        return NodeResult(f"test.moovitamix.{name}.1", "test", name, status, 0.1, failures, message)
+
+    previous = history(1)[0]
+    previous.nodes = [node("fine", "pass", 0, None)]
+    tonight = [node("fine", "warn", 3, None), node("other", "warn", None, "Got 2 results")]
+    assert new_test_warnings(tonight, previous) == [
+        Finding("dbt_test", WARNING, "fine", "dbt test fine warns since tonight: 3", 3.0),
+        Finding("dbt_test", WARNING, "other", "dbt test other warns since tonight: Got 2 results",
+                0.0),
+    ]  # fmt: skip
