@@ -43,7 +43,7 @@ extract: install ## Load the API into the raw schema (starts the dev API when MO
 	$(BIN)/python -m extract
 
 .PHONY: elt
-elt: install ## The nightly job: extract, dbt build, checks, publish data/analytics.duckdb, run record
+elt: install ## The nightly job: extract, load, privacy, dbt build, checks, scoring, publish data/analytics.duckdb
 	$(BIN)/python -m nightly
 
 .PHONY: status

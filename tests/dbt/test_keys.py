@@ -33,6 +33,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "track_features": ("track_id",),
     "user_genre_affinity": ("user_id", "genre"),
     "fct_recommendations": ("user_id", "rank"),
+    "fct_track_similarities": ("track_id", "similarity_rank"),
 }
 
 # Columns that name a dimension (`<x>_id` with a mart `dim_<x>s`) but deliberately have no
