@@ -1,7 +1,8 @@
 """The repository as a whole: it stands alone, and its top-level packages import in one direction.
 
-- A user's clone holds only the repository, so no tracked file may point above it (`../shared`,
-  an absolute path into the folder that holds the checkout, `parents[N]` past the root).
+- A user's clone holds only the repository, so no tracked file may point above it (a relative
+  path that leaves it or names nothing in it, an absolute path into the folder that holds the
+  checkout, `parents[N]` past the root).
 - Layers import the small core and the layers below them, never the other way round: `core`
   imports no project package; `extract` and `recommender` never import `nightly`; `recommender`
   never imports `extract`; only entry points start the dev API.
@@ -49,9 +50,15 @@ def text_of(path: Path) -> str | None:
         return None
 
 
-def escapes_repository(reference: str, folder: Path) -> bool:
-    """Whether `reference` (e.g. ../shared/x) resolves above the repository from `folder`."""
-    return not (folder / reference).resolve().is_relative_to(REPO_ROOT)
+# A folder beside the checkout, spelled so that this file does not name it as a path itself.
+BESIDE = ".." + "/beside-the-checkout/x"
+
+
+def lands_in_repository(reference: str, folder: Path) -> bool:
+    """Whether `reference` (e.g. ../extract/source.py) read from `folder` names something that
+    exists inside the repository (not above it, and not a folder only a sibling checkout has)."""
+    target = (folder / reference).resolve()
+    return target.is_relative_to(REPO_ROOT) and target.exists()
 
 
 def test_no_tracked_file_points_outside_the_repository() -> None:
@@ -67,8 +74,8 @@ def test_no_tracked_file_points_outside_the_repository() -> None:
         offenders += [
             f"{name}: {reference}"
             for reference in RELATIVE_PATH.findall(text)
-            if escapes_repository(reference, path.parent)
-            and escapes_repository(reference, REPO_ROOT)
+            if not lands_in_repository(reference, path.parent)
+            and not lands_in_repository(reference, REPO_ROOT)
         ]
         if outside != "/" and f"{outside}/" in text:
             offenders.append(f"{name}: an absolute path under {outside}")
@@ -82,10 +89,12 @@ def test_no_tracked_file_points_outside_the_repository() -> None:
 
 
 def test_the_reference_check_sees_an_escape() -> None:
-    """The check itself: `../shared` from the root escapes, a sibling folder's file does not."""
-    assert escapes_repository("../shared/moovitamix", REPO_ROOT)
-    assert not escapes_repository("../extract/source.py", REPO_ROOT / "nightly")
-    assert RELATIVE_PATH.findall("see ../shared/moovitamix/x") == ["../shared/moovitamix/x"]
+    """The check itself: a folder beside the checkout is refused from the root and from a
+    subfolder (where it would land on nothing inside), a sibling folder's file is fine."""
+    assert not lands_in_repository(BESIDE, REPO_ROOT)
+    assert not lands_in_repository(BESIDE, REPO_ROOT / "tests")
+    assert lands_in_repository("../extract/source.py", REPO_ROOT / "nightly")
+    assert RELATIVE_PATH.findall(f"see {BESIDE} for more") == [BESIDE]
 
 
 def imports_of(path: Path) -> set[str]:
