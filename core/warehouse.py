@@ -88,13 +88,12 @@ def machine_memory_bytes() -> int:
 
 @contextmanager
 def connect(
-    path: Path, read_only: bool = False, settings: DuckDBSettings | None = None, **options: str
+    path: Path, read_only: bool = False, **options: str
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived connection under the DuckDB settings (and any further DuckDB `options`),
     closed on exit: DuckDB allows one writing process per file, so nobody keeps one open longer
     than one piece of work."""
-    settings = settings or DuckDBSettings.from_config()
-    config = {**settings.config(Path(path)), **options}
+    config = {**DuckDBSettings.from_config().config(Path(path)), **options}
     with duckdb.connect(str(path), read_only=read_only, config=config) as connection:
         yield connection
 

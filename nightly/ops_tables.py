@@ -14,11 +14,10 @@ import duckdb
 import pyarrow as pa
 
 from core.dbt import failed_and_warned_tests
-from core.warehouse import connect
+from core.warehouse import OPS_SCHEMA, connect
 from nightly.ledger import RunRecord
 from nightly.privacy import ERASURE_SCHEMA
 
-OPS_SCHEMA = "ops"
 # pipeline_runs has a seconds column for each of these steps (null when it did not run);
 # ops.run_steps has every step, including any added later.
 STEP_COLUMNS = ("extract", "load", "privacy", "dbt_build", "scoring", "checks", "publish")
