@@ -116,9 +116,12 @@ airflow-standalone: airflow ## Airflow's UI on http://127.0.0.1:8080 with the DA
 	PATH=$(CURDIR)/$(AIRFLOW_BIN):$$PATH \
 	$(AIRFLOW_BIN)/airflow standalone
 
+# the suite's workers (pytest-xdist); TEST_WORKERS=0 runs it in one process
+TEST_WORKERS ?= 2
+
 .PHONY: test
-test: install airflow lint ## Lint, then run the test suite, then the Airflow DAG tests in .venv-airflow
-	$(BIN)/pytest
+test: install airflow lint ## Lint, then the test suite on TEST_WORKERS=2 workers, then the Airflow DAG tests in .venv-airflow
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 	$(AIRFLOW_BIN)/pytest tests/orchestration
 
 .PHONY: mutation

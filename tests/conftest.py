@@ -1,4 +1,5 @@
-"""Shared fixtures: fast dlt retries, a dev API on loopback, and a pipeline into a temp DuckDB."""
+"""Shared fixtures: fast dlt retries, a dev API on loopback, and a pipeline into a temp DuckDB;
+which tests share a pytest-xdist worker."""
 
 from __future__ import annotations
 
@@ -17,6 +18,25 @@ from extract.pipeline import make_pipeline
 # runs them there, after the rest of the suite in .venv.
 if importlib.util.find_spec("airflow") is None:
     collect_ignore = ["orchestration"]
+
+TESTS_DIR = Path(__file__).parent
+# `make test` runs the suite on pytest-xdist workers (`-n 2 --dist loadgroup`). The tests of these
+# folders share a session-built warehouse that some of them open with a writer (dbt docs and
+# freshness on the dbt warehouse, the serve tests' publish, the run report and the docs site on
+# the three nights), and DuckDB allows one writing process per file: each folder runs on one
+# worker. Any other test goes to whichever worker is free; its session builds use
+# tests.support.built_once, so they are built once per run whatever the number of workers.
+ONE_WORKER_FOLDERS = ("browser", "dbt", "serve")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.hasplugin("xdist"):
+        return  # .venv-airflow runs tests/orchestration without workers
+    for item in items:
+        folder = item.path.relative_to(TESTS_DIR).parts[0]
+        if folder in ONE_WORKER_FOLDERS:
+            item.add_marker(pytest.mark.xdist_group(folder))
 
 
 @pytest.fixture(autouse=True)
