@@ -29,14 +29,13 @@ TESTS_DIR = Path(__file__).parent
 ONE_WORKER_FOLDERS = ("browser", "dbt", "serve")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.pluginmanager.hasplugin("xdist"):
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Group as each test is collected: xdist reads the groups in its collection_modifyitems."""
+    if not item.config.pluginmanager.hasplugin("xdist"):
         return  # .venv-airflow runs tests/orchestration without workers
-    for item in items:
-        folder = item.path.relative_to(TESTS_DIR).parts[0]
-        if folder in ONE_WORKER_FOLDERS:
-            item.add_marker(pytest.mark.xdist_group(folder))
+    folder = item.path.relative_to(TESTS_DIR).parts[0]
+    if folder in ONE_WORKER_FOLDERS:
+        item.add_marker(pytest.mark.xdist_group(folder))
 
 
 @pytest.fixture(autouse=True)
