@@ -1,5 +1,4 @@
-"""Shared fixtures: fast dlt retries, a dev API on loopback, and a pipeline into a temp DuckDB;
-which tests share a pytest-xdist worker."""
+"""Shared fixtures: fast dlt retries, a dev API on loopback, and a pipeline into a temp DuckDB."""
 
 from __future__ import annotations
 
@@ -18,24 +17,6 @@ from extract.pipeline import make_pipeline
 # runs them there, after the rest of the suite in .venv.
 if importlib.util.find_spec("airflow") is None:
     collect_ignore = ["orchestration"]
-
-TESTS_DIR = Path(__file__).parent
-# `make test` runs the suite on pytest-xdist workers (`-n 2 --dist loadgroup`). The tests of these
-# folders share a session-built warehouse that some of them open with a writer (dbt docs and
-# freshness on the dbt warehouse, the serve tests' publish, the run report and the docs site on
-# the three nights), and DuckDB allows one writing process per file: each folder runs on one
-# worker. Any other test goes to whichever worker is free; its session builds use
-# tests.support.built_once, so they are built once per run whatever the number of workers.
-ONE_WORKER_FOLDERS = ("browser", "dbt", "serve")
-
-
-def pytest_itemcollected(item: pytest.Item) -> None:
-    """Group as each test is collected: xdist reads the groups in its collection_modifyitems."""
-    if not item.config.pluginmanager.hasplugin("xdist"):
-        return  # .venv-airflow runs tests/orchestration without workers
-    folder = item.path.relative_to(TESTS_DIR).parts[0]
-    if folder in ONE_WORKER_FOLDERS:
-        item.add_marker(pytest.mark.xdist_group(folder))
 
 
 @pytest.fixture(autouse=True)
