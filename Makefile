@@ -117,7 +117,8 @@ airflow-standalone: airflow ## Airflow's UI on http://127.0.0.1:8080 with the DA
 	$(AIRFLOW_BIN)/airflow standalone
 
 # pytest-xdist workers for the suite: 0 (one process) until the tests sharing a warehouse that
-# some of them open with a writer are kept on one worker (README, Tests)
+# some of them open with a writer can be kept on one worker (xdist 3.8's loadgroup does not group
+# under pytest 9: README, Tests)
 TEST_WORKERS ?= 0
 
 .PHONY: test
