@@ -3,7 +3,8 @@
 The dev API serves over loopback, with a null listen list on each of the first listen_history
 pages (users with no listens: cold starts); the nightly job's first steps (extract, load, dbt
 build: `run_night`) run day 0 and then day 1 in a temp data folder, so the listen events span two
-loads. Built once per session; each test module works on its own copy.
+loads. Built once per test run (`built_once`, whatever the number of workers); each test module
+works on its own copy.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from nightly.runner import EXIT_SUCCESS, run_night
 from nightly.settings import NightConfig
 from nightly.steps import steps_through
 from recommender.settings import Settings
+from tests.support import built_once
 
 WORLD = {"users": 600, "tracks": 300, "listens": 20, "seed": 42}
 NULL_LIST_PAGES = (1, 2, 3)
@@ -43,7 +45,12 @@ class BuiltWarehouse:
 
 @pytest.fixture(scope="session")
 def built_warehouse(tmp_path_factory: pytest.TempPathFactory) -> BuiltWarehouse:
-    work_dir = tmp_path_factory.mktemp("recommender-warehouse")
+    duckdb_file = built_once(tmp_path_factory, "recommender-warehouse", build_warehouse)
+    # the world the API served (the same seed and sizes make the same world), on its last day
+    return BuiltWarehouse(duckdb_file, World(**WORLD, day=LAST_DAY))
+
+
+def build_warehouse(work_dir: Path) -> Path:
     faults = FaultPlan(
         [Fault("listen_history", page, "null_items", times=FOREVER) for page in NULL_LIST_PAGES]
     )
@@ -53,8 +60,7 @@ def built_warehouse(tmp_path_factory: pytest.TempPathFactory) -> BuiltWarehouse:
             api.set_day(day)
             outcome = run_night(steps_through("dbt_build"), config)
             assert outcome.exit_code == EXIT_SUCCESS, outcome.record.error_message
-        world = api.world
-    return BuiltWarehouse(config.paths.warehouse, world)
+    return config.paths.warehouse
 
 
 def settings_for(directory: Path, duckdb_file: Path, **overrides: Any) -> Settings:
