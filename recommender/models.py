@@ -81,6 +81,14 @@ class Model(ABC):
         with threadpool_limits(1, "blas"):  # implicit's own threads do the work (its advice)
             self._fit(train.matrix, progress)
 
+    @property
+    def scores_each_user_alone(self) -> bool:
+        """True when a user's recommendations depend on nothing but this model, the catalogue
+        and the user's own listens (and favourite genre, for a cold start): then a user whose
+        listens did not change keeps yesterday's. Popularity and co-listen keep every
+        statistic they score with in the model (listener counts, similarities)."""
+        return True
+
     @abstractmethod
     def _fit(self, matrix: sp.csr_matrix, progress: Progress | None) -> None: ...
 
@@ -206,12 +214,42 @@ class Als(Model):
 
     kind = "als"
 
+    def __init__(self, params: dict[str, Any]) -> None:
+        super().__init__(params)
+        # BM25's statistics of the training matrix, kept with the model: each track's idf and
+        # the mean listens per user. None for an artifact saved before they were kept, whose
+        # weighting then uses the statistics of the matrix it is given (every user's)
+        self.idf: np.ndarray | None = None
+        self.average_length: np.floating | None = None
+
+    @property
+    def scores_each_user_alone(self) -> bool:
+        return self.idf is not None
+
     def _weighted(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
-        """BM25 damps repeats and heavy listeners, the weighting implicit's authors advise."""
-        weighted = bm25_weight(matrix, K1=self.params["bm25_k1"], B=self.params["bm25_b"])
-        return weighted.tocsr().astype(np.float32)
+        """BM25 damps repeats and heavy listeners, the weighting implicit's authors advise:
+        implicit's `bm25_weight` with the training matrix's idf and mean length, so that a
+        user's weights depend on their own listens only."""
+        if self.idf is None or self.average_length is None:
+            weighted = bm25_weight(matrix, K1=self.params["bm25_k1"], B=self.params["bm25_b"])
+            return weighted.tocsr().astype(np.float32)
+        k1, b = self.params["bm25_k1"], self.params["bm25_b"]
+        # the same arithmetic as bm25_weight's, per row (so the training matrix weighs the same)
+        row_sums = np.ravel(matrix.sum(axis=1))
+        length_norm = (1.0 - b) + b * row_sums / self.average_length
+        rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+        data = matrix.data * (k1 + 1.0) / (k1 * length_norm[rows] + matrix.data)
+        data = data * self.idf[matrix.indices]
+        return sp.csr_matrix(
+            (data.astype(np.float32), matrix.indices, matrix.indptr), shape=matrix.shape
+        )
 
     def _fit(self, matrix: sp.csr_matrix, progress: Progress | None) -> None:
+        # implicit's bm25_weight statistics, of the training matrix (every row, listened or not)
+        self.idf = np.log(float(matrix.shape[0])) - np.log1p(
+            np.bincount(matrix.indices, minlength=matrix.shape[1])
+        )
+        self.average_length = np.ravel(matrix.sum(axis=1)).mean()
         self.model = AlternatingLeastSquares(
             factors=self.params["factors"],
             regularization=self.params["regularization"],
@@ -251,9 +289,14 @@ class Als(Model):
 
     def _save(self, folder: Path) -> None:
         self.model.save(str(folder / "model.npz"))
+        assert self.idf is not None, "a fitted ALS has its BM25 statistics"
+        np.savez(folder / "bm25.npz", idf=self.idf, average_length=self.average_length)
 
     def _load(self, folder: Path) -> None:
         self.model = AlternatingLeastSquares.load(str(folder / "model.npz"))
+        if (folder / "bm25.npz").exists():
+            with np.load(folder / "bm25.npz") as bm25:
+                self.idf, self.average_length = bm25["idf"], bm25["average_length"][()]
 
 
 def _gram(item_factors: np.ndarray, regularization: float) -> np.ndarray:
