@@ -283,7 +283,7 @@ class Als(Model):
                 _candidates_needed(played, k),
                 filter_items=banned if len(banned) else None,
             )
-            return unplayed(columns, scores, played, k)
+            return _exact_scores(user_factors, item_factors, *unplayed(columns, scores, played, k))
 
         return score
 
@@ -297,6 +297,26 @@ class Als(Model):
         if (folder / "bm25.npz").exists():
             with np.load(folder / "bm25.npz") as bm25:
                 self.idf, self.average_length = bm25["idf"], bm25["average_length"][()]
+
+
+def _exact_scores(
+    user_factors: np.ndarray, item_factors: np.ndarray, columns: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The chosen columns' scores again, one float64 dot product each, best first.
+
+    BLAS's float32 products differ in the last bits with the number of users multiplied at once
+    (a batch of one takes another kernel than a batch of 10,000): recomputed per user, a user's
+    scores are the same whichever users are scored beside them, as incremental scoring needs.
+    """
+    chosen = columns >= 0
+    exact = np.einsum(
+        "uf,ukf->uk",
+        user_factors.astype(np.float64),
+        item_factors[columns.clip(min=0)].astype(np.float64),
+    )
+    exact = np.where(chosen, exact, scores)
+    order = np.argsort(np.where(chosen, -exact, np.inf), axis=1, kind="stable")
+    return np.take_along_axis(columns, order, axis=1), np.take_along_axis(exact, order, axis=1)
 
 
 def _gram(item_factors: np.ndarray, regularization: float) -> np.ndarray:
@@ -317,25 +337,25 @@ def fold_in(item_factors: np.ndarray, gram: np.ndarray, confidence: sp.csr_matri
     lengths = np.diff(confidence.indptr)
     order = np.argsort(lengths, kind="stable")
     order = order[lengths[order] > 0]
-    start = 0
-    while start < len(order):
-        stop = min(len(order), start + 1024)
-        while stop - start > 1 and (stop - start) * lengths[order[stop - 1]] * factors > (
-            _FOLD_IN_CELLS
-        ):
-            stop = start + (stop - start) // 2
-        group = order[start:stop]
-        width = lengths[group[-1]]
-        offsets = np.arange(width)
-        valid = offsets < lengths[group][:, None]
-        entries = np.where(valid, confidence.indptr[group][:, None] + offsets, 0)
-        weight = np.where(valid, confidence.data[entries], 0.0).astype(np.float64)
-        gathered = item_factors[confidence.indices[entries]].astype(np.float64)  # (g, w, f)
-        extra = np.where(valid, np.abs(weight) - 1.0, 0.0)
-        a = gram + np.matmul(gathered.transpose(0, 2, 1) * extra[:, None, :], gathered)
-        b = np.einsum("gw,gwf->gf", np.where(weight > 0, weight, 0.0), gathered)
-        result[group] = np.linalg.solve(a, b[..., None])[..., 0]
-        start = stop
+    # groups of users with the same number of listens: no padding, and each user's numbers are
+    # computed the same way whoever else is in the batch (a re-scored user gets the very
+    # factors a full re-score gives)
+    bounds = np.flatnonzero(np.diff(lengths[order])) + 1
+    for same_length in np.split(order, bounds):
+        if not len(same_length):
+            continue
+        width = int(lengths[same_length[0]])
+        step = max(1, _FOLD_IN_CELLS // (width * factors))
+        for start in range(0, len(same_length), step):
+            group = same_length[start : start + step]
+            entries = confidence.indptr[group][:, None] + np.arange(width)
+            weight = confidence.data[entries].astype(np.float64)
+            gathered = item_factors[confidence.indices[entries]].astype(np.float64)  # (g, w, f)
+            a = gram + np.matmul(
+                gathered.transpose(0, 2, 1) * (np.abs(weight) - 1.0)[:, None, :], gathered
+            )
+            b = np.einsum("gw,gwf->gf", np.where(weight > 0, weight, 0.0), gathered)
+            result[group] = np.linalg.solve(a, b[..., None])[..., 0]
     return result
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from recommender.scoring import ScoringReport, score
 from recommender.settings import Settings
+from recommender.training import train
 from recommender.warehouse import champion, model_versions, set_statuses
 from tests.recommender.conftest import TIME_SPLIT, BuiltWarehouse, settings_for
 from tests.support import query
@@ -40,13 +41,41 @@ def current_users(settings: Settings) -> set[int]:
     return {user for (user,) in query(settings.duckdb_path, "select user_id from marts.dim_users")}
 
 
-@pytest.fixture(scope="module")
+# every model kind as champion: each must score a user from the model and their own inputs
+CHAMPIONS = {"als": "als", "co_listen": "co_listen_tilted", "popularity": "popularity"}
+
+
+@pytest.fixture(scope="module", params=sorted(CHAMPIONS))
 def first(
-    built_warehouse: BuiltWarehouse, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    built_warehouse: BuiltWarehouse,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Settings, ScoringReport]:
     directory = tmp_path_factory.mktemp("scoring-changes")
     settings = settings_for(directory, built_warehouse.copy(directory), **TIME_SPLIT)
+    if request.param == "popularity":  # the champion of a run where nothing passes the gate
+        train(replace(settings, promotion_margin=100.0))
+    else:
+        train(settings)
+        make_champion(settings, CHAMPIONS[request.param])
+    assert champion(settings.duckdb_path).model_name == CHAMPIONS[request.param]
     return settings, score(settings)
+
+
+def make_champion(settings: Settings, model_name: str) -> tuple[int, int]:
+    """The latest version named `model_name` becomes champion; (old, new) versions."""
+    old = champion(settings.duckdb_path)
+    assert old is not None
+    [*_, new] = [v for v in model_versions(settings.duckdb_path) if v.model_name == model_name]
+    if new.model_version != old.model_version:
+        set_statuses(
+            settings.duckdb_path,
+            {
+                old.model_version: ("retired", "replaced in a test"),
+                new.model_version: ("champion", "promoted in a test"),
+            },
+        )
+    return old.model_version, new.model_version
 
 
 def test_the_first_scoring_scores_everyone_because_nothing_was_scored_before(
@@ -150,7 +179,9 @@ def test_a_night_re_scores_exactly_the_users_whose_listens_changed(
         assert after[user] == before[user]
     # the re-scored users' rows are tonight's
     night = {row[6] for user in rescored for row in after[user]}
-    assert len(night) == 1 and night.isdisjoint({row[6] for rows in before.values() for row in rows})
+    assert len(night) == 1 and night.isdisjoint(
+        {row[6] for rows in before.values() for row in rows}
+    )
     top_track = before[users["new listen"]][0][2]
     assert top_track not in {row[2] for row in after[users["new listen"]]}
     assert {row[5] for row in after[users["signed up"]]} == {True}
@@ -182,29 +213,12 @@ def test_a_new_champion_re_scores_everyone(
     changed_night: tuple[Settings, dict[int, list[tuple]], dict[str, int], ScoringReport],
 ) -> None:
     settings, *_ = changed_night
-    old = champion(settings.duckdb_path)
-    assert old is not None
-    other = next(
-        version
-        for version in model_versions(settings.duckdb_path)
-        if version.model_version != old.model_version and version.model_name != "popularity"
-    )
-    set_statuses(
-        settings.duckdb_path,
-        {
-            old.model_version: ("retired", "replaced in a test"),
-            other.model_version: ("champion", "promoted in a test"),
-        },
-    )
+    old, new = make_champion(settings, "co_listen")  # the baseline, registered by every run
     report = score(settings)
-    assert report.everyone_because == (
-        f"the champion changed (v{old.model_version} -> v{other.model_version})"
-    )
+    assert report.everyone_because == f"the champion changed (v{old} -> v{new})"
     assert report.users_rescored == len(current_users(settings))
     assert report.users_kept == 0
-    assert query(settings.duckdb_path, "select distinct model_version from ml.recommendations") == [
-        (other.model_version,)
-    ]
-    assert query(settings.duckdb_path, "select distinct model_version from ml.scored_users") == [
-        (other.model_version,)
-    ]
+    for table in ("recommendations", "scored_users"):
+        assert query(settings.duckdb_path, f"select distinct model_version from ml.{table}") == [
+            (new,)
+        ]
