@@ -8,7 +8,12 @@ import duckdb
 import pytest
 
 from recommender import RecommenderError
-from recommender.warehouse import _VERSION_FIELDS, RECOMMENDATION_COLUMNS, next_model_version
+from recommender.warehouse import (
+    _VERSION_FIELDS,
+    RECOMMENDATION_COLUMNS,
+    SCORED_USER_COLUMNS,
+    next_model_version,
+)
 from tests.recommender.conftest import BuiltWarehouse
 from tests.support import query
 
@@ -24,6 +29,7 @@ def test_dbt_creates_the_ml_tables_with_the_columns_the_recommender_writes(
     assert columns == [
         ("model_versions", list(_VERSION_FIELDS)),
         ("recommendations", list(RECOMMENDATION_COLUMNS)),
+        ("scored_users", list(SCORED_USER_COLUMNS)),
     ]
 
 
