@@ -298,6 +298,14 @@ class ScoredUsers:
 
 def read_scored_users(path: Path) -> ScoredUsers:
     with connect(path) as connection:
+        if not connection.execute(
+            "select count(*) from duckdb_tables() "
+            "where schema_name = 'ml' and table_name = 'scored_users'"
+        ).fetchone()[0]:
+            raise RecommenderError(
+                f"{path} has no ml.scored_users (added after this warehouse was built): run "
+                "`dbt build` (make elt), whose create_ml_tables macro creates it"
+            )
         columns = connection.execute(
             "select user_id, inputs_hash, model_version, context_hash "
             "from ml.scored_users order by user_id"

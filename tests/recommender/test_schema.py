@@ -13,6 +13,7 @@ from recommender.warehouse import (
     RECOMMENDATION_COLUMNS,
     SCORED_USER_COLUMNS,
     next_model_version,
+    read_scored_users,
 )
 from tests.recommender.conftest import BuiltWarehouse
 from tests.support import query
@@ -38,3 +39,13 @@ def test_writing_to_a_warehouse_dbt_has_not_built_says_so(tmp_path: Path) -> Non
     duckdb.connect(str(unbuilt)).close()
     with pytest.raises(RecommenderError, match="run `dbt build`"):
         next_model_version(unbuilt)
+
+
+def test_scoring_a_warehouse_built_before_ml_scored_users_existed_says_to_rebuild(
+    built_warehouse: BuiltWarehouse, tmp_path: Path
+) -> None:
+    copy = built_warehouse.copy(tmp_path)
+    with duckdb.connect(str(copy)) as connection:
+        connection.execute("drop table ml.scored_users")
+    with pytest.raises(RecommenderError, match=r"no ml\.scored_users .* run `dbt build`"):
+        read_scored_users(copy)
