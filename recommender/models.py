@@ -28,7 +28,6 @@ import numpy as np
 import scipy.sparse as sp
 from implicit._nearest_neighbours import NearestNeighboursScorer
 from implicit.cpu.als import AlternatingLeastSquares
-from implicit.cpu.topk import topk
 from implicit.nearest_neighbours import CosineRecommender, bm25_weight
 from implicit.utils import ParameterWarning
 from threadpoolctl import threadpool_limits
@@ -42,6 +41,9 @@ _NO_SCORE = float(np.finfo(np.float32).min)
 BATCH_USERS = 10_000
 # fold-in: (users x listens x factors) gathered at once, at most (float64: 64 MB)
 _FOLD_IN_CELLS = 8_000_000
+# pruned top-k: (users x tracks) scores computed at once, at most (float32: 32 MB, and 64 MB
+# of argpartition's indices)
+_TOP_K_CELLS = 8_000_000
 
 # (columns, scores) of a batch of users, best first; -1 / _NO_SCORE past the end
 Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -273,17 +275,19 @@ class Als(Model):
             weighted.data *= self.model.alpha
         item_factors = self.model.item_factors
         gram = _gram(item_factors, self.model.regularization)
+        # the tracks that may be recommended, largest factor norm first (for the pruned top-k)
+        norms = np.linalg.norm(item_factors.astype(np.float64), axis=1)
+        allowed = np.ones(len(norms), dtype=bool)
+        allowed[banned] = False
+        by_norm = np.argsort(-norms, kind="stable")
+        by_norm = by_norm[allowed[by_norm]]
 
         def score(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            played = user_items[rows]
             user_factors = fold_in(item_factors, gram, weighted[rows])
-            columns, scores = topk(
-                item_factors,
-                user_factors,
-                _candidates_needed(played, k),
-                filter_items=banned if len(banned) else None,
+            columns, scores = pruned_top_k(
+                user_factors, item_factors, by_norm, norms[by_norm], user_items[rows], k
             )
-            return _exact_scores(user_factors, item_factors, *unplayed(columns, scores, played, k))
+            return _exact_scores(user_factors, item_factors, columns, scores)
 
         return score
 
@@ -297,6 +301,62 @@ class Als(Model):
         if (folder / "bm25.npz").exists():
             with np.load(folder / "bm25.npz") as bm25:
                 self.idf, self.average_length = bm25["idf"], bm25["average_length"][()]
+
+
+def pruned_top_k(
+    user_factors: np.ndarray,
+    item_factors: np.ndarray,
+    by_norm: np.ndarray,
+    sorted_norms: np.ndarray,
+    played: sp.csr_matrix,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The exact top `k` unplayed items of each user by dot product, among `by_norm` (item
+    indexes, largest norm first; `sorted_norms` their norms), scanning items in that order.
+
+    A user is done once their k-th best score reaches |u| x the largest norm left (Cauchy-
+    Schwarz: no item left can score more), so only the items that can still matter are
+    multiplied: with ALS's track factors, whose norms follow popularity, a few thousand of
+    100,000 tracks per user instead of all of them. Memory: (users x chunk) scores, at most
+    _TOP_K_CELLS (and 1,024 tracks per user).
+    """
+    users = len(user_factors)
+    best_columns = np.full((users, k), -1, dtype=np.int64)
+    best_scores = np.full((users, k), -np.inf, dtype=np.float32)
+    user_norms = np.linalg.norm(user_factors.astype(np.float64), axis=1)
+    rank_of = np.full(len(item_factors), -1, dtype=np.int64)
+    rank_of[by_norm] = np.arange(len(by_norm))
+    played_user = np.repeat(np.arange(users), np.diff(played.indptr))
+    played_rank = rank_of[played.indices]
+    active = np.arange(users)
+    start = 0
+    while len(active) and start < len(by_norm):
+        stop = min(len(by_norm), start + max(1024, _TOP_K_CELLS // len(active)))
+        chunk = by_norm[start:stop]
+        scores = user_factors[active] @ item_factors[chunk].T
+        position = np.full(users, -1, dtype=np.int64)
+        position[active] = np.arange(len(active))
+        hit = (played_rank >= start) & (played_rank < stop) & (position[played_user] >= 0)
+        scores[position[played_user[hit]], played_rank[hit] - start] = -np.inf
+        # the chunk's own best k first, then merged with the best so far (small arrays)
+        width = min(k, len(chunk))
+        top = np.argpartition(-scores, width - 1, axis=1)[:, :width]
+        merged_scores = np.concatenate(
+            [best_scores[active], np.take_along_axis(scores, top, axis=1)], axis=1
+        )
+        merged_columns = np.concatenate([best_columns[active], chunk[top]], axis=1)
+        del scores, top
+        keep = np.argpartition(-merged_scores, k - 1, axis=1)[:, :k]
+        best_scores[active] = np.take_along_axis(merged_scores, keep, axis=1)
+        best_columns[active] = np.take_along_axis(merged_columns, keep, axis=1)
+        if stop == len(by_norm):
+            break
+        # float32 products may exceed the float64 bound by rounding: a margin keeps it exact
+        bound = user_norms[active] * sorted_norms[stop] * (1 + 1e-4) + 1e-6
+        active = active[best_scores[active].min(axis=1) < bound]
+        start = stop
+    best_columns[~np.isfinite(best_scores)] = -1
+    return best_columns, np.where(best_columns >= 0, best_scores, _NO_SCORE)
 
 
 def _exact_scores(
