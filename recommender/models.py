@@ -9,9 +9,10 @@ model scores a user from the listens it is given, so new users and new listens c
 retraining; new tracks need a retraining.
 
 Threads: BLAS is limited to 1 thread (threadpoolctl) in fit and scoring alike: implicit's own
-OpenMP threads (one per core) run the fit and the top-k products over blocks of 100 users, and
-BLAS threads on top of them only oversubscribe the cores (measured: scoring 50,000 users over
-100,000 tracks took 4.7 s with 1 BLAS thread, 7.5 s with 2, on 2 cores).
+OpenMP threads (one per core) run the fit and co-listen's scoring, and BLAS threads on top of
+them only oversubscribe the cores (measured: implicit's ALS top-k for 50,000 users over 100,000
+tracks took 4.7 s with 1 BLAS thread, 7.5 s with 2, on 2 cores). ALS's fold-in and pruned
+top-k are NumPy on one core.
 """
 
 from __future__ import annotations
