@@ -4,7 +4,7 @@ Synthetic listens of a realistic shape (users x tracks, about 20 listens per use
 Zipf popularity over the tracks, favourite genres and track genres) are written as the marts the
 recommender reads (`marts.fct_listen_events`, `fct_user_tracks`, `dim_users`, `dim_tracks`) into
 a DuckDB file with the ml tables dbt's macro defines. Measured, in one run, each recommender step
-in a process of its own (wall time and peak memory, the child's ru_maxrss):
+in a process of its own (wall time and peak memory, the child's own VmHWM):
 - training: a whole training run (`recommender.training.train`: read, split, tune, fit every
   contender, evaluate each on `eval_users` users, register, gate); then ALS, the costliest model
   to score, is made champion whatever the gate said;
@@ -219,11 +219,15 @@ def child(step: str, database: Path, models_dir: Path, eval_users: int) -> None:
             "users_removed": scoring.users_removed,
             "rows_written": scoring.rows_written,
         }
-    print(json.dumps({"seconds": time.monotonic() - started, **outcome}))
+    # this process's own peak: after a fork and exec, ru_maxrss still counts the parent's RSS at
+    # the fork, VmHWM only this program's memory
+    status = Path("/proc/self/status").read_text()
+    peak_kb = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))  # type: ignore[union-attr]
+    print(json.dumps({"seconds": time.monotonic() - started, "peak_mb": peak_kb / 1024, **outcome}))
 
 
 def in_child(step: str, database: Path, models_dir: Path, eval_users: int) -> dict:
-    """The child's JSON, with its peak memory (MB) and load average."""
+    """The child's JSON (with its peak memory, MB), and the load average."""
     process = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.reco_scale", "--child", step, str(database),
          str(models_dir), str(eval_users)],
@@ -231,11 +235,9 @@ def in_child(step: str, database: Path, models_dir: Path, eval_users: int) -> di
         text=True,
     )  # fmt: skip
     output = process.stdout.read() if process.stdout else ""
-    _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
+    if process.wait() != 0:
         raise SystemExit(f"{step} in the child process failed")
-    result = json.loads(output.splitlines()[-1])
-    return {**result, "peak_mb": usage.ru_maxrss / 1024, "load_average": os.getloadavg()[0]}
+    return {**json.loads(output.splitlines()[-1]), "load_average": os.getloadavg()[0]}
 
 
 def make_als_champion(database: Path) -> int:
