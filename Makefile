@@ -90,7 +90,7 @@ serve: install ## Serve recommendations over data/analytics.duckdb on http://127
 	$(BIN)/python -m serve
 
 .PHONY: bench-reco-scale
-bench-reco-scale: install ## Recommender at 1,000,000 users x 100,000 tracks: fit, fold-in, top-k, write vs the floor
+bench-reco-scale: install ## Recommender at 1,000,000 users x 100,000 tracks: training, first, typical and quiet nights' scoring vs the floor
 	$(BIN)/python -m benchmarks.reco_scale $(ARGS)
 
 .PHONY: dbt-build

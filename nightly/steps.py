@@ -175,6 +175,12 @@ def scoring(run: NightlyRun) -> None:
         progress=lambda activity: report_activity(run, activity),
     )
     print(report.render())
+    # who was re-scored and who kept yesterday's rows, in the run record
+    run.add(
+        Finding("scoring", INFO, "ml.recommendations", scoring.message, scoring.users_rescored)
+        for scoring in report.scorings
+        if scoring.scored
+    )
 
 
 def publish(run: NightlyRun) -> None:

@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="tonight's dbt build failed: score nothing, keep yesterday's recommendations",
     )
+    scoring.add_argument(
+        "--full",
+        action="store_true",
+        help="re-score every user, not only those whose listens changed (recommender.full_rescore)",
+    )
     commands.add_parser("train", help="fit and evaluate every model, then run the promotion gate")
     commands.add_parser(
         "bench", help="deprecated: use `make bench-reco` (python -m benchmarks.reco_bench)"
@@ -46,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         paths = Paths.resolve()
-        settings = Settings.from_config(paths)
+        given = {"full_rescore": True} if args.command == "score" and args.full else {}
+        settings = Settings.from_config(paths, **given)
         paths.prepare()
         with exclusive(paths.lock_file):
             if args.command == "train":

@@ -9,9 +9,10 @@ model scores a user from the listens it is given, so new users and new listens c
 retraining; new tracks need a retraining.
 
 Threads: BLAS is limited to 1 thread (threadpoolctl) in fit and scoring alike: implicit's own
-OpenMP threads (one per core) run the fit and the top-k products over blocks of 100 users, and
-BLAS threads on top of them only oversubscribe the cores (measured: scoring 50,000 users over
-100,000 tracks took 4.7 s with 1 BLAS thread, 7.5 s with 2, on 2 cores).
+OpenMP threads (one per core) run the fit and co-listen's scoring, and BLAS threads on top of
+them only oversubscribe the cores (measured: implicit's ALS top-k for 50,000 users over 100,000
+tracks took 4.7 s with 1 BLAS thread, 7.5 s with 2, on 2 cores). ALS's fold-in and pruned
+top-k are NumPy on one core.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import numpy as np
 import scipy.sparse as sp
 from implicit._nearest_neighbours import NearestNeighboursScorer
 from implicit.cpu.als import AlternatingLeastSquares
-from implicit.cpu.topk import topk
 from implicit.nearest_neighbours import CosineRecommender, bm25_weight
 from implicit.utils import ParameterWarning
 from threadpoolctl import threadpool_limits
@@ -42,6 +42,9 @@ _NO_SCORE = float(np.finfo(np.float32).min)
 BATCH_USERS = 10_000
 # fold-in: (users x listens x factors) gathered at once, at most (float64: 64 MB)
 _FOLD_IN_CELLS = 8_000_000
+# pruned top-k: (users x tracks) scores computed at once, at most (float32: 32 MB, and 64 MB
+# of argpartition's indices)
+_TOP_K_CELLS = 8_000_000
 
 # (columns, scores) of a batch of users, best first; -1 / _NO_SCORE past the end
 Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -80,6 +83,14 @@ class Model(ABC):
         self.listener_counts = np.diff(train.matrix.tocsc().indptr).astype(np.float32)
         with threadpool_limits(1, "blas"):  # implicit's own threads do the work (its advice)
             self._fit(train.matrix, progress)
+
+    @property
+    def scores_each_user_alone(self) -> bool:
+        """True when a user's recommendations depend on nothing but this model, the catalogue
+        and the user's own listens (and favourite genre, for a cold start): then a user whose
+        listens did not change keeps yesterday's. Popularity and co-listen keep every
+        statistic they score with in the model (listener counts, similarities)."""
+        return True
 
     @abstractmethod
     def _fit(self, matrix: sp.csr_matrix, progress: Progress | None) -> None: ...
@@ -206,12 +217,42 @@ class Als(Model):
 
     kind = "als"
 
+    def __init__(self, params: dict[str, Any]) -> None:
+        super().__init__(params)
+        # BM25's statistics of the training matrix, kept with the model: each track's idf and
+        # the mean listens per user. None for an artifact saved before they were kept, whose
+        # weighting then uses the statistics of the matrix it is given (every user's)
+        self.idf: np.ndarray | None = None
+        self.average_length: np.floating | None = None
+
+    @property
+    def scores_each_user_alone(self) -> bool:
+        return self.idf is not None
+
     def _weighted(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
-        """BM25 damps repeats and heavy listeners, the weighting implicit's authors advise."""
-        weighted = bm25_weight(matrix, K1=self.params["bm25_k1"], B=self.params["bm25_b"])
-        return weighted.tocsr().astype(np.float32)
+        """BM25 damps repeats and heavy listeners, the weighting implicit's authors advise:
+        implicit's `bm25_weight` with the training matrix's idf and mean length, so that a
+        user's weights depend on their own listens only."""
+        if self.idf is None or self.average_length is None:
+            weighted = bm25_weight(matrix, K1=self.params["bm25_k1"], B=self.params["bm25_b"])
+            return weighted.tocsr().astype(np.float32)
+        k1, b = self.params["bm25_k1"], self.params["bm25_b"]
+        # the same arithmetic as bm25_weight's, per row (so the training matrix weighs the same)
+        row_sums = np.ravel(matrix.sum(axis=1))
+        length_norm = (1.0 - b) + b * row_sums / self.average_length
+        rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+        data = matrix.data * (k1 + 1.0) / (k1 * length_norm[rows] + matrix.data)
+        data = data * self.idf[matrix.indices]
+        return sp.csr_matrix(
+            (data.astype(np.float32), matrix.indices, matrix.indptr), shape=matrix.shape
+        )
 
     def _fit(self, matrix: sp.csr_matrix, progress: Progress | None) -> None:
+        # implicit's bm25_weight statistics, of the training matrix (every row, listened or not)
+        self.idf = np.log(float(matrix.shape[0])) - np.log1p(
+            np.bincount(matrix.indices, minlength=matrix.shape[1])
+        )
+        self.average_length = np.ravel(matrix.sum(axis=1)).mean()
         self.model = AlternatingLeastSquares(
             factors=self.params["factors"],
             regularization=self.params["regularization"],
@@ -235,25 +276,108 @@ class Als(Model):
             weighted.data *= self.model.alpha
         item_factors = self.model.item_factors
         gram = _gram(item_factors, self.model.regularization)
+        # the tracks that may be recommended, largest factor norm first (for the pruned top-k)
+        norms = np.linalg.norm(item_factors.astype(np.float64), axis=1)
+        allowed = np.ones(len(norms), dtype=bool)
+        allowed[banned] = False
+        by_norm = np.argsort(-norms, kind="stable")
+        by_norm = by_norm[allowed[by_norm]]
 
         def score(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            played = user_items[rows]
             user_factors = fold_in(item_factors, gram, weighted[rows])
-            columns, scores = topk(
-                item_factors,
-                user_factors,
-                _candidates_needed(played, k),
-                filter_items=banned if len(banned) else None,
+            columns, scores = pruned_top_k(
+                user_factors, item_factors, by_norm, norms[by_norm], user_items[rows], k
             )
-            return unplayed(columns, scores, played, k)
+            return _exact_scores(user_factors, item_factors, columns, scores)
 
         return score
 
     def _save(self, folder: Path) -> None:
         self.model.save(str(folder / "model.npz"))
+        assert self.idf is not None, "a fitted ALS has its BM25 statistics"
+        np.savez(folder / "bm25.npz", idf=self.idf, average_length=self.average_length)
 
     def _load(self, folder: Path) -> None:
         self.model = AlternatingLeastSquares.load(str(folder / "model.npz"))
+        if (folder / "bm25.npz").exists():
+            with np.load(folder / "bm25.npz") as bm25:
+                self.idf, self.average_length = bm25["idf"], bm25["average_length"][()]
+
+
+def pruned_top_k(
+    user_factors: np.ndarray,
+    item_factors: np.ndarray,
+    by_norm: np.ndarray,
+    sorted_norms: np.ndarray,
+    played: sp.csr_matrix,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The exact top `k` unplayed items of each user by dot product, among `by_norm` (item
+    indexes, largest norm first; `sorted_norms` their norms), scanning items in that order.
+
+    A user is done once their k-th best score reaches |u| x the largest norm left (Cauchy-
+    Schwarz: no item left can score more), so only the items that can still matter are
+    multiplied: with ALS's track factors, whose norms follow popularity, a few thousand of
+    100,000 tracks per user instead of all of them. Memory: (users x chunk) scores, at most
+    _TOP_K_CELLS (and 1,024 tracks per user).
+    """
+    users = len(user_factors)
+    best_columns = np.full((users, k), -1, dtype=np.int64)
+    best_scores = np.full((users, k), -np.inf, dtype=np.float32)
+    user_norms = np.linalg.norm(user_factors.astype(np.float64), axis=1)
+    rank_of = np.full(len(item_factors), -1, dtype=np.int64)
+    rank_of[by_norm] = np.arange(len(by_norm))
+    played_user = np.repeat(np.arange(users), np.diff(played.indptr))
+    played_rank = rank_of[played.indices]
+    active = np.arange(users)
+    start = 0
+    while len(active) and start < len(by_norm):
+        stop = min(len(by_norm), start + max(1024, _TOP_K_CELLS // len(active)))
+        chunk = by_norm[start:stop]
+        scores = user_factors[active] @ item_factors[chunk].T
+        position = np.full(users, -1, dtype=np.int64)
+        position[active] = np.arange(len(active))
+        hit = (played_rank >= start) & (played_rank < stop) & (position[played_user] >= 0)
+        scores[position[played_user[hit]], played_rank[hit] - start] = -np.inf
+        # the chunk's own best k first, then merged with the best so far (small arrays)
+        width = min(k, len(chunk))
+        top = np.argpartition(-scores, width - 1, axis=1)[:, :width]
+        merged_scores = np.concatenate(
+            [best_scores[active], np.take_along_axis(scores, top, axis=1)], axis=1
+        )
+        merged_columns = np.concatenate([best_columns[active], chunk[top]], axis=1)
+        del scores, top
+        keep = np.argpartition(-merged_scores, k - 1, axis=1)[:, :k]
+        best_scores[active] = np.take_along_axis(merged_scores, keep, axis=1)
+        best_columns[active] = np.take_along_axis(merged_columns, keep, axis=1)
+        if stop == len(by_norm):
+            break
+        # float32 products may exceed the float64 bound by rounding: a margin keeps it exact
+        bound = user_norms[active] * sorted_norms[stop] * (1 + 1e-4) + 1e-6
+        active = active[best_scores[active].min(axis=1) < bound]
+        start = stop
+    best_columns[~np.isfinite(best_scores)] = -1
+    return best_columns, np.where(best_columns >= 0, best_scores, _NO_SCORE)
+
+
+def _exact_scores(
+    user_factors: np.ndarray, item_factors: np.ndarray, columns: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The chosen columns' scores again, one float64 dot product each, best first.
+
+    BLAS's float32 products differ in the last bits with the number of users multiplied at once
+    (a batch of one takes another kernel than a batch of 10,000): recomputed per user, a user's
+    scores are the same whichever users are scored beside them, as incremental scoring needs.
+    """
+    chosen = columns >= 0
+    exact = np.einsum(
+        "uf,ukf->uk",
+        user_factors.astype(np.float64),
+        item_factors[columns.clip(min=0)].astype(np.float64),
+    )
+    exact = np.where(chosen, exact, scores)
+    order = np.argsort(np.where(chosen, -exact, np.inf), axis=1, kind="stable")
+    return np.take_along_axis(columns, order, axis=1), np.take_along_axis(exact, order, axis=1)
 
 
 def _gram(item_factors: np.ndarray, regularization: float) -> np.ndarray:
@@ -274,25 +398,25 @@ def fold_in(item_factors: np.ndarray, gram: np.ndarray, confidence: sp.csr_matri
     lengths = np.diff(confidence.indptr)
     order = np.argsort(lengths, kind="stable")
     order = order[lengths[order] > 0]
-    start = 0
-    while start < len(order):
-        stop = min(len(order), start + 1024)
-        while stop - start > 1 and (stop - start) * lengths[order[stop - 1]] * factors > (
-            _FOLD_IN_CELLS
-        ):
-            stop = start + (stop - start) // 2
-        group = order[start:stop]
-        width = lengths[group[-1]]
-        offsets = np.arange(width)
-        valid = offsets < lengths[group][:, None]
-        entries = np.where(valid, confidence.indptr[group][:, None] + offsets, 0)
-        weight = np.where(valid, confidence.data[entries], 0.0).astype(np.float64)
-        gathered = item_factors[confidence.indices[entries]].astype(np.float64)  # (g, w, f)
-        extra = np.where(valid, np.abs(weight) - 1.0, 0.0)
-        a = gram + np.matmul(gathered.transpose(0, 2, 1) * extra[:, None, :], gathered)
-        b = np.einsum("gw,gwf->gf", np.where(weight > 0, weight, 0.0), gathered)
-        result[group] = np.linalg.solve(a, b[..., None])[..., 0]
-        start = stop
+    # groups of users with the same number of listens: no padding, and each user's numbers are
+    # computed the same way whoever else is in the batch (a re-scored user gets the very
+    # factors a full re-score gives)
+    bounds = np.flatnonzero(np.diff(lengths[order])) + 1
+    for same_length in np.split(order, bounds):
+        if not len(same_length):
+            continue
+        width = int(lengths[same_length[0]])
+        step = max(1, _FOLD_IN_CELLS // (width * factors))
+        for start in range(0, len(same_length), step):
+            group = same_length[start : start + step]
+            entries = confidence.indptr[group][:, None] + np.arange(width)
+            weight = confidence.data[entries].astype(np.float64)
+            gathered = item_factors[confidence.indices[entries]].astype(np.float64)  # (g, w, f)
+            a = gram + np.matmul(
+                gathered.transpose(0, 2, 1) * (np.abs(weight) - 1.0)[:, None, :], gathered
+            )
+            b = np.einsum("gw,gwf->gf", np.where(weight > 0, weight, 0.0), gathered)
+            result[group] = np.linalg.solve(a, b[..., None])[..., 0]
     return result
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from recommender.data import utc_now
-from recommender.scoring import score
+from recommender.scoring import ScoringReport, score
 from recommender.settings import Settings
 from recommender.training import train
 from recommender.warehouse import listens_first_seen_after, model_versions
@@ -21,6 +21,7 @@ class NightlyReport:
 
     scored: bool
     lines: tuple[str, ...]
+    scorings: tuple[ScoringReport, ...]  # tonight's scoring, and the one after a promotion
 
     def render(self) -> str:
         return "\n".join(self.lines)
@@ -35,19 +36,20 @@ def run(
     retrain when `retrain_due` says so, and score again if the retraining promoted a model.
     With `refused` (why tonight's data failed its checks) it scores nothing and says why.
     `progress` receives each sub-step and progress report of the scoring and training."""
-    scoring = score(settings, refused, progress)
-    lines = [scoring.render()]
-    if not scoring.scored:
-        return NightlyReport(False, tuple(lines))
+    scorings = [score(settings, refused, progress)]
+    lines = [scorings[0].render()]
+    if not scorings[0].scored:
+        return NightlyReport(False, tuple(lines), tuple(scorings))
     reason = retrain_due(settings)
     if reason is None:
         lines.append("No retraining due.")
-        return NightlyReport(True, tuple(lines))
+        return NightlyReport(True, tuple(lines), tuple(scorings))
     training = train(settings, progress)
     lines += [f"Retraining: {reason}.", training.render()]
     if training.promoted:
-        lines.append(score(settings, progress=progress).render())
-    return NightlyReport(True, tuple(lines))
+        scorings.append(score(settings, progress=progress))
+        lines.append(scorings[-1].render())
+    return NightlyReport(True, tuple(lines), tuple(scorings))
 
 
 def retrain_due(settings: Settings) -> str | None:

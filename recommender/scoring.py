@@ -1,13 +1,24 @@
-"""Nightly scoring: the champion's top-k unplayed tracks for every current user, into ml.
+"""Nightly scoring: the champion's top-k unplayed tracks for the current users, into ml.
 
-Users are scored in batches and each batch's rows are written as it comes, inside the one
-transaction that replaces yesterday's recommendations: memory stays bounded whatever the number
-of users. Users the champion knows nothing about (no listens, or only listens of tracks it was
-not trained on) get a cold start: its popularity among the tracks of their favourite genre.
+A user's recommendations are a function of the champion (its artifact: track factors or
+similarities, listener counts, ALS's BM25 statistics), the catalogue of its tracks (which are
+still in dim_tracks, their genres), top-k, and the user's own listens and favourite genre.
+So a night re-scores only the users whose listens or favourite genre changed since the last
+scoring (ml.scored_users records what each user was scored from), drops the rows of users gone
+from dim_users, and keeps everyone else's rows as they are; it re-scores everyone when the
+champion, that catalogue or top-k changed, when the previous rows cannot be trusted, or when
+`full_rescore` is set. A night where nothing changed scores nobody.
+
+Users are scored in batches and each batch's rows are staged as it comes, then swapped in in one
+transaction: memory stays bounded whatever the number of users. Users the champion knows
+nothing about (no listens, or only listens of tracks it was not trained on) get a cold start:
+its popularity among the tracks of their favourite genre.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +38,8 @@ from recommender.warehouse import (
     ModelVersion,
     champion,
     read_catalogue,
+    read_scored_users,
+    read_scoring_inputs,
     read_user_tracks,
     read_users,
     recommendations_state,
@@ -37,11 +50,17 @@ from recommender.warehouse import (
 @dataclass(frozen=True)
 class ScoringReport:
     """What a scoring run did: refused (tonight's data failed its checks), or wrote tonight's
-    recommendations."""
+    recommendations for the users who needed it (`everyone_because` says why everyone was
+    re-scored; None when only the changed users were)."""
 
     scored: bool
     message: str
     bootstrap: TrainingReport | None = None
+    users_rescored: int = 0
+    users_kept: int = 0
+    users_removed: int = 0
+    rows_written: int = 0
+    everyone_because: str | None = None
 
     def render(self) -> str:
         if self.bootstrap is None:
@@ -49,13 +68,26 @@ class ScoringReport:
         return f"No champion yet: bootstrap training.\n{self.bootstrap.render()}\n{self.message}"
 
 
+@dataclass(frozen=True)
+class ScoringPlan:
+    """Who is scored tonight and whose rows go."""
+
+    users: np.ndarray  # the users to score, sorted
+    inputs_hashes: np.ndarray  # their read_scoring_inputs hashes
+    context_hash: int
+    replaced: np.ndarray | None  # users whose rows go (re-scored and gone); None: every row
+    kept: int  # users whose rows stay as they are
+    removed: int  # users gone from dim_users whose rows go
+    everyone_because: str | None
+
+
 def score(
     settings: Settings,
     refused: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ScoringReport:
-    """Replace ml.recommendations with the champion's; never when tonight's data is refused
-    (`refused` says why: a failed dbt test, a volume check's error).
+    """Bring ml.recommendations up to date with the champion and tonight's listens; never when
+    tonight's data is refused (`refused` says why: a failed dbt test, a volume check's error).
 
     With no champion yet (a fresh clone's first night), a training run picks one first.
     `progress` receives a short description at each sub-step and progress report.
@@ -74,19 +106,111 @@ def score(
         bootstrap = train(settings, progress)
         version = bootstrap.champion_after
         assert version is not None, "a training run with no champion always registers one"
-    tally = Tally()
+    model = champion_model(version)
     reporter = Progress(progress)
-    batches = recommendation_batches(
-        champion_model(version), version.model_version, settings, reporter, tally
+    reporter.step("scoring: finding the users whose listens changed")
+    catalogue = read_catalogue(database)
+    plan = plan_scoring(model, version.model_version, catalogue, settings)
+    champion_name = f"champion v{version.model_version} ({version.model_name})"
+    if not len(plan.users) and plan.replaced is not None and not len(plan.replaced):
+        message = (
+            f"Nothing changed since the last scoring with {champion_name}: 0 users re-scored, "
+            f"{plan.kept:,} kept their recommendations"
+        )
+        reporter.step(f"scoring: {message}")
+        return ScoringReport(True, message, bootstrap, users_kept=plan.kept)
+    why = (
+        f"everyone, because {plan.everyone_because}"
+        if plan.everyone_because
+        else "the users whose listens or favourite genre changed"
     )
-    replace_recommendations(database, batches)
+    reporter.step(f"scoring: {len(plan.users):,} users: {why}")
+    tally = Tally()
+    generated_at = np.datetime64(utc_now(), "us")
+    batches = recommendation_batches(
+        model, version.model_version, settings, reporter, tally, plan.users, generated_at
+    )
+    scored = pa.table(
+        {
+            "user_id": plan.users,
+            "model_version": np.full(len(plan.users), version.model_version, dtype=np.int64),
+            "inputs_hash": plan.inputs_hashes,
+            "context_hash": np.full(len(plan.users), plan.context_hash, dtype=np.int64),
+            "scored_at": np.full(len(plan.users), generated_at),
+        }
+    )
+    replace_recommendations(database, batches, scored, plan.replaced)
     return ScoringReport(
         scored=True,
-        message=f"Scored {tally.rows:,} recommendations for {tally.users:,} users with champion "
-        f"v{version.model_version} ({version.model_name}); {tally.cold_rows:,} cold-start rows; "
+        message=f"Scored {tally.rows:,} recommendations for {tally.users:,} users ({why}) with "
+        f"{champion_name}; {tally.cold_rows:,} cold-start rows; {plan.kept:,} users kept "
+        f"their recommendations, {plan.removed:,} gone users' removed; "
         f"{time.monotonic() - started:.1f} s",
         bootstrap=bootstrap,
+        users_rescored=tally.users,
+        users_kept=plan.kept,
+        users_removed=plan.removed,
+        rows_written=tally.rows,
+        everyone_because=plan.everyone_because,
     )
+
+
+def plan_scoring(
+    model: Model, model_version: int, catalogue: dict[int, list[str]], settings: Settings
+) -> ScoringPlan:
+    """Compare what each current user's recommendations depend on with what ml.scored_users
+    says they were computed from."""
+    database = settings.duckdb_path
+    users, hashes = read_scoring_inputs(database)
+    context = context_hash(model, catalogue, settings.top_k)
+    previous = read_scored_users(database)
+    removed = int((positions(previous.user_ids, users) < 0).sum())
+    everyone_because = None
+    if settings.full_rescore:
+        everyone_because = "a full re-score was asked (recommender.full_rescore)"
+    elif not model.scores_each_user_alone:
+        everyone_because = (
+            f"champion v{model_version}'s artifact predates the BM25 statistics kept at "
+            "training: its weighting uses every user's listens (retrain to score incrementally)"
+        )
+    elif not len(previous.user_ids):
+        everyone_because = "no previous scoring is recorded (ml.scored_users is empty)"
+    elif previous.model_versions != {model_version}:
+        before = ", ".join(f"v{v}" for v in sorted(previous.model_versions))
+        everyone_because = f"the champion changed ({before} -> v{model_version})"
+    elif previous.context_hashes != {context}:
+        everyone_because = "the champion's tracks in dim_tracks, their genres or top_k changed"
+    elif previous.unrecorded_rows:
+        everyone_because = (
+            f"ml.recommendations holds {previous.unrecorded_rows:,} rows that ml.scored_users "
+            "does not account for"
+        )
+    if everyone_because is not None:
+        return ScoringPlan(users, hashes, context, None, 0, removed, everyone_because)
+    found = positions(users, previous.user_ids)
+    changed = (found < 0) | (previous.inputs_hashes[found.clip(min=0)] != hashes)
+    gone = previous.user_ids[positions(previous.user_ids, users) < 0]
+    return ScoringPlan(
+        users[changed],
+        hashes[changed],
+        context,
+        np.union1d(users[changed], gone),
+        int((~changed).sum()),
+        removed,
+        None,
+    )
+
+
+def context_hash(model: Model, catalogue: dict[int, list[str]], top_k: int) -> int:
+    """What every user's recommendations depend on beside the model and their own inputs: the
+    model's tracks still in the catalogue, with their genres (cold starts), and top-k."""
+    listed = [
+        [track, sorted(catalogue[track])]
+        for track in model.track_ids.tolist()
+        if track in catalogue
+    ]
+    digest = hashlib.sha256(json.dumps([top_k, listed]).encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def champion_model(version: ModelVersion) -> Model:
@@ -120,9 +244,12 @@ def recommendation_batches(
     settings: Settings,
     progress: Progress | None = None,
     tally: Tally | None = None,
+    users: np.ndarray | None = None,
+    generated_at: np.datetime64 | None = None,
 ) -> Iterator[pa.Table]:
-    """Rows of ml.recommendations for every current user, batch by batch: (user, rank) unique,
-    ranks from 1; listeners the model knows first, then the cold starts.
+    """Rows of ml.recommendations for every current user (or the sorted `users`), batch by
+    batch: (user, rank) unique, ranks from 1; listeners the model knows first, then the cold
+    starts.
 
     The marts are read now, before the caller opens its connection to write `ml` (a read-only
     connection cannot open a file this process holds read-write); the batches come lazily."""
@@ -130,11 +257,19 @@ def recommendation_batches(
     tally = tally if tally is not None else Tally()
     database = settings.duckdb_path
     progress.step("scoring: reading users, catalogue and listens")
-    favourite_genres = read_users(database)
+    favourite_genres = read_users(database, users)
     catalogue = read_catalogue(database)
-    history = Interactions.from_pairs(*read_user_tracks(database))
+    history = Interactions.from_pairs(*read_user_tracks(database, users))
     return _scored_batches(
-        model, model_version, settings, progress, tally, favourite_genres, catalogue, history
+        model,
+        model_version,
+        settings,
+        progress,
+        tally,
+        favourite_genres,
+        catalogue,
+        history,
+        generated_at if generated_at is not None else np.datetime64(utc_now(), "us"),
     )
 
 
@@ -147,10 +282,10 @@ def _scored_batches(
     favourite_genres: dict[int, str | None],
     catalogue: dict[int, list[str]],
     history: Interactions,
+    generated_at: np.datetime64,
 ) -> Iterator[pa.Table]:
     catalogue_ids = np.array(sorted(catalogue), dtype=np.int64)
     current = np.array(sorted(favourite_genres), dtype=np.int64)
-    generated_at = np.datetime64(utc_now(), "us")
     rows = np.flatnonzero(positions(history.user_ids, current) >= 0)  # current users only
     progress.step("scoring", total=len(current), unit="users")
     served = []

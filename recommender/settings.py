@@ -75,6 +75,9 @@ class Settings:
     # users every model is evaluated on (a seeded sample of those with held-out tracks): the
     # gate's standard error of recall@10 is about 0.3 / sqrt(eval_users), 0.13% at 50,000
     eval_users: int = 50_000
+    # re-score every user tonight, not only those whose listens changed since the last scoring
+    # by the same champion (RECOMMENDER__FULL_RESCORE=true, or `score --full`)
+    full_rescore: bool = False
 
     def __post_init__(self) -> None:
         """Refuse values the split cannot honour, naming the setting (not an IndexError later)."""

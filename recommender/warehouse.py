@@ -8,6 +8,7 @@ reader), read-write only to write `ml`.
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,10 +19,12 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from core import warehouse
 from recommender import RecommenderError
 
+SCORED_USER_COLUMNS = ("user_id", "model_version", "inputs_hash", "context_hash", "scored_at")
 RECOMMENDATION_COLUMNS = (
     "user_id",
     "rank",
@@ -87,12 +90,20 @@ def read_listens(path: Path) -> Listens:
     )
 
 
-def read_user_tracks(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """marts.fct_user_tracks as (user_id, track_id, listen_count) arrays: tonight's histories."""
+def read_user_tracks(
+    path: Path, users: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """marts.fct_user_tracks as (user_id, track_id, listen_count) arrays: tonight's histories,
+    of every user or only of `users`."""
+    query = (
+        "select user_id, track_id::integer as track_id, listen_count::real as listen_count "
+        "from marts.fct_user_tracks"
+    )
     with connect(path) as connection:
-        columns = connection.execute(
-            "select user_id, track_id, listen_count from marts.fct_user_tracks"
-        ).fetchnumpy()
+        if users is not None:
+            connection.register("wanted", pa.table({"user_id": users}))
+            query += " semi join wanted using (user_id)"
+        columns = connection.execute(query).fetchnumpy()
     return (
         columns["user_id"].astype(np.int64),
         columns["track_id"].astype(np.int64),
@@ -100,12 +111,30 @@ def read_user_tracks(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-def read_users(path: Path) -> dict[int, str | None]:
-    """Every current user (marts.dim_users) with their favourite genre."""
+def read_scoring_inputs(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(user_id, inputs_hash) of every current user (marts.dim_users), sorted by user: a hash of
+    what a user's recommendations depend on beside the model and the catalogue, their listens
+    (track, count) and favourite genre. DuckDB's `hash`, combined per user with xor (each
+    (user, track) pair is one row of fct_user_tracks)."""
     with connect(path) as connection:
-        return dict(
-            connection.execute("select user_id, favorite_genre from marts.dim_users").fetchall()
-        )
+        columns = connection.execute(
+            "select user_id, hash(favorite_genre, coalesce(listens_hash, 0)) as inputs_hash "
+            "from marts.dim_users left join ("
+            "  select user_id, bit_xor(hash(track_id, listen_count)) as listens_hash "
+            "  from marts.fct_user_tracks group by user_id"
+            ") using (user_id) order by user_id"
+        ).fetchnumpy()
+    return columns["user_id"].astype(np.int64), columns["inputs_hash"].astype(np.uint64)
+
+
+def read_users(path: Path, users: np.ndarray | None = None) -> dict[int, str | None]:
+    """Every current user (marts.dim_users), or those of `users`, with their favourite genre."""
+    query = "select user_id, favorite_genre from marts.dim_users"
+    with connect(path) as connection:
+        if users is not None:
+            connection.register("wanted", pa.table({"user_id": users}))
+            query += " semi join wanted using (user_id)"
+        return dict(connection.execute(query).fetchall())
 
 
 def read_catalogue(path: Path) -> dict[int, list[str]]:
@@ -254,20 +283,101 @@ def recommendations_state(path: Path) -> RecommendationsState:
     return RecommendationsState(rows, users, generated_at, tuple(versions or ()))
 
 
-def replace_recommendations(path: Path, batches: Iterable[pa.Table]) -> None:
-    """Swap tonight's recommendations for yesterday's in one transaction: readers see either.
+@dataclass(frozen=True)
+class ScoredUsers:
+    """ml.scored_users: what each user's rows of ml.recommendations were computed from."""
 
-    `batches` are written as they come (memory holds one batch); if producing or writing one
-    fails, the transaction rolls back and yesterday's rows stay whole.
-    """
-    with connect(path, writes_ml=True) as connection:
-        connection.execute("begin transaction")
-        connection.execute("delete from ml.recommendations")
-        for batch in batches:
-            connection.register("tonight", batch)
-            connection.execute(
-                f"insert into ml.recommendations ({', '.join(RECOMMENDATION_COLUMNS)}) "
-                f"select {', '.join(RECOMMENDATION_COLUMNS)} from tonight"
+    user_ids: np.ndarray  # sorted
+    inputs_hashes: np.ndarray  # read_scoring_inputs's hash when the user was scored
+    model_versions: frozenset[int]
+    context_hashes: frozenset[int]
+    # rows of ml.recommendations whose (user, model version) ml.scored_users does not hold:
+    # written by something else than scoring (or before ml.scored_users existed)
+    unrecorded_rows: int
+
+
+def read_scored_users(path: Path) -> ScoredUsers:
+    with connect(path) as connection:
+        if not connection.execute(
+            "select count(*) from duckdb_tables() "
+            "where schema_name = 'ml' and table_name = 'scored_users'"
+        ).fetchone()[0]:
+            raise RecommenderError(
+                f"{path} has no ml.scored_users (added after this warehouse was built): run "
+                "`dbt build` (make elt), whose create_ml_tables macro creates it"
             )
-            connection.unregister("tonight")
-        connection.execute("commit")
+        columns = connection.execute(
+            "select user_id, inputs_hash, model_version, context_hash "
+            "from ml.scored_users order by user_id"
+        ).fetchnumpy()
+        [(unrecorded,)] = connection.execute(
+            "select count(*) from ml.recommendations anti join ml.scored_users "
+            "using (user_id, model_version)"
+        ).fetchall()
+    return ScoredUsers(
+        columns["user_id"].astype(np.int64),
+        columns["inputs_hash"].astype(np.uint64),
+        frozenset(columns["model_version"].tolist()),
+        frozenset(columns["context_hash"].tolist()),
+        unrecorded,
+    )
+
+
+def replace_recommendations(
+    path: Path,
+    batches: Iterable[pa.Table],
+    scored: pa.Table,
+    replaced_users: np.ndarray | None = None,
+) -> int:
+    """Swap in the recommendations of the `scored` users (rows of ml.scored_users) for the rows
+    of `replaced_users` (every user when None), in one transaction: readers see either. Returns
+    the rows written.
+
+    `batches` are written as they come into a Parquet file beside the warehouse (memory holds
+    one batch), then inserted in one statement, which DuckDB writes to the file as it goes
+    rather than holding the uncommitted rows in memory. If producing or writing a batch fails,
+    nothing changes and yesterday's rows stay whole.
+    """
+    with tempfile.TemporaryDirectory(prefix=".recommendations-", dir=path.parent) as tmp:
+        staged = Path(tmp) / "recommendations.parquet"
+        rows = _stage(batches, staged)
+        with connect(path, writes_ml=True) as connection:
+            connection.execute("begin transaction")
+            if replaced_users is None:
+                connection.execute("delete from ml.recommendations")
+                connection.execute("delete from ml.scored_users")
+            else:
+                connection.register("replaced", pa.table({"user_id": replaced_users}))
+                for table in ("recommendations", "scored_users"):
+                    connection.execute(
+                        f"delete from ml.{table} where user_id in (select user_id from replaced)"
+                    )
+            if rows:
+                connection.execute(
+                    f"insert into ml.recommendations ({', '.join(RECOMMENDATION_COLUMNS)}) "
+                    f"select {', '.join(RECOMMENDATION_COLUMNS)} from read_parquet(?)",
+                    [str(staged)],
+                )
+            connection.register("scored", scored)
+            connection.execute(
+                f"insert into ml.scored_users ({', '.join(SCORED_USER_COLUMNS)}) "
+                f"select {', '.join(SCORED_USER_COLUMNS)} from scored"
+            )
+            connection.execute("commit")
+    return rows
+
+
+def _stage(batches: Iterable[pa.Table], staged: Path) -> int:
+    """Write the batches into one Parquet file; the rows written."""
+    rows = 0
+    writer = None
+    try:
+        for batch in batches:
+            if writer is None:
+                writer = pq.ParquetWriter(staged, batch.schema)
+            writer.write_table(batch)
+            rows += batch.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows

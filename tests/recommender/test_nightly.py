@@ -40,6 +40,11 @@ def test_a_fresh_warehouse_gets_a_champion_then_recommendations(
     assert report.scored
     assert "No champion yet: bootstrap training." in report.render()
     assert "No retraining due." in report.render()
+    # the first scoring scores every current user; the report says how many, for the run record
+    [scoring] = report.scorings
+    [(users,)] = query(settings.duckdb_path, "select count(*) from marts.dim_users")
+    assert (scoring.users_rescored, scoring.users_kept) == (users, 0)
+    assert scoring.everyone_because is not None
     [champion] = [v for v in model_versions(settings.duckdb_path) if v.status == "champion"]
     assert query(settings.duckdb_path, "select distinct model_version from ml.recommendations") == [
         (champion.model_version,)

@@ -172,8 +172,17 @@ def test_a_replacement_that_fails_leaves_the_previous_rows_whole(
             "generated_at": pa.array([0, 0], pa.timestamp("us")),
         }
     )
+    scored = pa.table(
+        {
+            "user_id": [1, 2],
+            "model_version": [version.model_version] * 2,
+            "inputs_hash": pa.array([0, 0], pa.uint64()),
+            "context_hash": [0, 0],
+            "scored_at": pa.array([0, 0], pa.timestamp("us")),
+        }
+    )
     with pytest.raises(Exception, match="NOT NULL"):
-        replace_recommendations(settings.duckdb_path, [broken.slice(0, 1), broken])
+        replace_recommendations(settings.duckdb_path, [broken.slice(0, 1), broken], scored)
     assert recommendations(settings) == before
 
     def failing_midway() -> Iterator[pa.Table]:
@@ -181,7 +190,7 @@ def test_a_replacement_that_fails_leaves_the_previous_rows_whole(
         raise RuntimeError("scoring failed after the first batch")
 
     with pytest.raises(RuntimeError, match="after the first batch"):
-        replace_recommendations(settings.duckdb_path, failing_midway())
+        replace_recommendations(settings.duckdb_path, failing_midway(), scored)
     assert recommendations(settings) == before
 
 

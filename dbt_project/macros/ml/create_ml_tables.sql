@@ -41,5 +41,14 @@ create table if not exists ml.recommendations (
     model_version bigint not null,
     is_cold_start boolean not null,
     generated_at timestamp not null
+);
+-- what each user's rows of ml.recommendations were computed from: scoring re-scores a user
+-- only when these changed (recommender/README.md, "Scoring what changed")
+create table if not exists ml.scored_users (
+    user_id bigint not null,
+    model_version bigint not null,
+    inputs_hash ubigint not null,
+    context_hash bigint not null,
+    scored_at timestamp not null
 )
 {%- endmacro %}
