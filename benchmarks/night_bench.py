@@ -283,6 +283,7 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="a checkout of today's code to run beside")
     parser.add_argument("--baseline-commit", default=BASELINE_COMMIT)
     parser.add_argument("--out", type=Path, help="result path without suffix")
+    parser.add_argument("--keep", type=Path, help="keep the data folders here (default: removed)")
     args = parser.parse_args()
     if args.large:
         args.users, args.tracks = 1_000_000, 100_000
@@ -292,7 +293,8 @@ def main() -> None:
     out = args.out or REPO_ROOT / "benchmarks" / "results" / f"night_bench_{args.users}"
     result = Result(args.users, args.tracks, datetime.now().isoformat(timespec="seconds"))
     with tempfile.TemporaryDirectory(prefix="moovitamix-nights-") as tmp:
-        workdir = Path(tmp)
+        workdir = args.keep or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         data_dirs = {code: workdir / code for code in contenders}
         for night, day in NIGHTS:
             process, url = start_api_process(
@@ -310,7 +312,7 @@ def main() -> None:
                         code, checkout, data_dirs[code], night, day, url, workdir
                     )
                     measured.fetch_floor_seconds = floor
-                    if code == "ours":
+                    if code == "ours" and measured.models_built:  # else no run_results tonight
                         measured.dbt_floor_seconds = dbt_floor(data_dirs[code], workdir)
                     result.nights.append(measured)
                     print(f"  {measured}", flush=True)

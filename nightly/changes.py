@@ -8,7 +8,9 @@ data folder when a build passes (`dbt/built_state.json`) and when a publish succ
 
 Against the last passing build, a night builds `source:<table>+` for the sources whose
 fingerprint moved, nothing when none did, and everything (`dbt build --full-refresh`) when there
-is no state, the project changed, or `NIGHTLY__FULL_REBUILD=true` (`make elt FULL=1`). A source
+is no state, the project changed, or `NIGHTLY__FULL_REBUILD=true` (`make elt FULL=1`). Unit
+tests (of the SQL, not of the data) run in full builds only: the project is the same since one.
+A source
 read only by views (`_dlt_loads`: the loads behind `as_of_at`) needs no build: a view is current
 whenever it is read. Only a build with no model error and no failed test is kept as the state,
 so a bad night is built again the next night.
@@ -206,7 +208,11 @@ class BuildPlan:
         """The `dbt` arguments to run, or None when there is nothing to build."""
         if self.selectors is None:
             return ("build", "--full-refresh")
-        return ("build", "--select", *self.selectors) if self.selectors else None
+        if not self.selectors:
+            return None
+        # unit tests test the project's SQL, not the data: the full build after every change of
+        # the project ran them, and this project has not changed since
+        return ("build", "--select", *self.selectors, "--exclude-resource-type", "unit_test")
 
 
 def plan_build(paths: Paths, full_rebuild: bool) -> BuildPlan:
