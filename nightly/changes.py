@@ -10,10 +10,9 @@ Against the last passing build, a night builds `source:<table>+` for the sources
 fingerprint moved, nothing when none did, and everything (`dbt build --full-refresh`) when there
 is no state, the project changed, or `NIGHTLY__FULL_REBUILD=true` (`make elt FULL=1`). Unit
 tests (of the SQL, not of the data) run in full builds only: the project is the same since one.
-A source
-read only by views (`_dlt_loads`: the loads behind `as_of_at`) needs no build: a view is current
-whenever it is read. Only a build with no model error and no failed test is kept as the state,
-so a bad night is built again the next night.
+A source read only by views (`_dlt_loads`: the loads behind `as_of_at`) needs no build: a view
+is current whenever it is read. Only a build with no model error and no failed test is kept as
+the state, so a bad night is built again the next night.
 
 Against the last publish, an analyst table built from dbt models whose sources all kept their
 fingerprints is the same table as in the published file, which publish then copies as a file

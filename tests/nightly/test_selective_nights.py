@@ -4,6 +4,7 @@ publishes."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -20,11 +21,14 @@ from tests.nightly.support import api_world, records, run_job
 COMPARED_SCHEMAS = ("marts", "features")
 
 
-def night(data_dir: Path, day: int, **env: str) -> RunRecord:
+def night(data_dir: Path, day: int, **env: str) -> tuple[RunRecord, int]:
+    """Run the job on `day` of the API: its record, and how many tables publish kept from the
+    previous analysts' file."""
     with running_api(api_world(day=day)) as api:
         completed = run_job(data_dir, api.url, **env)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    return records(data_dir)[-1]
+    [shared] = re.findall(r"; (\d+) unchanged, kept from the previous file", completed.stdout)
+    return records(data_dir)[-1], int(shared)
 
 
 def statuses(record: RunRecord) -> dict[str, str]:
@@ -84,7 +88,7 @@ def assert_published_matches_warehouse(data_dir: Path, record: RunRecord) -> Non
 
 def test_selective_and_quiet_nights_equal_a_full_rebuild(data_dir: Path, tmp_path: Path) -> None:
     paths = Paths.under(data_dir)
-    typical = night(data_dir, day=1)
+    typical, _ = night(data_dir, day=1)
     assert "success" in statuses(typical).values()
 
     # one track's current version retired by hand: the next load brings it back, and only
@@ -97,7 +101,7 @@ def test_selective_and_quiet_nights_equal_a_full_rebuild(data_dir: Path, tmp_pat
             "update raw.tracks set _dlt_valid_to = now() where id = ? and _dlt_valid_to is null",
             [track_id],
         )
-    tracks_only = night(data_dir, day=1)
+    tracks_only, shared = night(data_dir, day=1)
     built = statuses(tracks_only)
     assert built["dim_tracks"] == "success"
     assert built["int_track_features"] == "success"
@@ -109,11 +113,13 @@ def test_selective_and_quiet_nights_equal_a_full_rebuild(data_dir: Path, tmp_pat
     assert any(n.status == "pass" for n in skipped_tests)
     assert_full_rebuild_agrees(data_dir, tmp_path / "full_after_tracks")
     assert_published_matches_warehouse(data_dir, tracks_only)
+    assert shared >= 4  # dim_users, fct_listens, fct_user_tracks, fct_track_similarities...
 
-    quiet = night(data_dir, day=1)
+    quiet, shared_quiet = night(data_dir, day=1)
     assert set(statuses(quiet).values()) == {"skipped"}
     assert all(node.status == "skipped" for node in quiet.nodes)
     assert quiet.published_at is not None
+    assert shared_quiet > shared  # every table dbt builds: only views, ml and ops copied
     fct_listens = quiet.volume("marts.fct_listens")
     assert (
         fct_listens is not None
@@ -130,6 +136,7 @@ def test_selective_and_quiet_nights_equal_a_full_rebuild(data_dir: Path, tmp_pat
     # the days count to the quiet night's own load, though no model was built
     assert as_of.replace(tzinfo=None) == load.replace(tzinfo=None)
 
-    full = night(data_dir, day=1, NIGHTLY__FULL_REBUILD="true")
+    full, shared_full = night(data_dir, day=1, NIGHTLY__FULL_REBUILD="true")
     assert set(statuses(full).values()) == {"success"}
+    assert shared_full == 0
     assert_published_matches_warehouse(data_dir, full)
