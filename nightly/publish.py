@@ -4,7 +4,9 @@ Only the analyst-facing schemas are copied (marts, features, ml, plus the run re
 a publish costs the size of those tables, not of the raw history, and no personal data leaves
 the private warehouse. Tables the caller knows unchanged since the last publish (`unchanged`:
 built from sources that did not move, nightly/changes.py) are not copied again: the new file
-starts as a byte copy of the published one, keeps those tables and replaces the others.
+starts as a byte copy of the published one, keeps those tables and replaces the others (unless
+a quarter of the old file is free blocks left by earlier replacements: then it is written afresh,
+so the file stays compact).
 The new file is checkpointed (no WAL), checked, made read-only and fsynced
 before `os.replace`: an analyst session open on the old file keeps reading that snapshot until it
 reconnects, and a run that fails before the rename leaves the old file untouched.
@@ -33,6 +35,9 @@ from nightly.measure import analyst_relations
 from nightly.ops_tables import write_ops_tables
 
 WAREHOUSE = "warehouse"
+# a published file with more of its blocks free than this (tables replaced on earlier nights) is
+# not copied: the night writes a fresh, compact file instead
+MAX_FREE_SHARE = 0.25
 # The storage format of the analysts' file: readable by every DuckDB client from 1.0 on.
 STORAGE_VERSION = "v1.0.0"
 
@@ -72,7 +77,7 @@ def publish(
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove(*leftovers)  # of a publish that was killed (runs never overlap)
     try:
-        shared = unchanged if target.exists() else frozenset()
+        shared = unchanged if unchanged and _compact_enough(target) else frozenset()
         if shared:
             shutil.copyfile(target, staging)  # a new inode: readers of target keep their file
             staging.chmod(0o600)
@@ -153,6 +158,18 @@ def _check_snapshot(staging: Path, copied: dict[str, int]) -> None:
             found = connection.execute(f"select count(*) from {table}").fetchone()[0]
             if found != rows:
                 raise RuntimeError(f"{table} has {found} rows in the new file, {rows} copied")
+
+
+def _compact_enough(target: Path) -> bool:
+    """Whether the published file exists and little of it is free blocks, so that a copy of it
+    is worth starting from."""
+    if not target.exists():
+        return False
+    with connect(target, read_only=True) as connection:
+        free, total = connection.execute(
+            "select free_blocks, total_blocks from pragma_database_size()"
+        ).fetchone()
+    return free <= MAX_FREE_SHARE * max(total, 1)
 
 
 def _remove(*paths: Path) -> None:

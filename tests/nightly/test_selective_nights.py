@@ -115,11 +115,10 @@ def test_selective_and_quiet_nights_equal_a_full_rebuild(data_dir: Path, tmp_pat
     assert_published_matches_warehouse(data_dir, tracks_only)
     assert shared >= 4  # dim_users, fct_listens, fct_user_tracks, fct_track_similarities...
 
-    quiet, shared_quiet = night(data_dir, day=1)
+    quiet, _ = night(data_dir, day=1)
     assert set(statuses(quiet).values()) == {"skipped"}
     assert all(node.status == "skipped" for node in quiet.nodes)
     assert quiet.published_at is not None
-    assert shared_quiet > shared  # every table dbt builds: only views, ml and ops copied
     fct_listens = quiet.volume("marts.fct_listens")
     assert (
         fct_listens is not None
