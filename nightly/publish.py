@@ -52,10 +52,10 @@ class Publication:
     shared: int = 0  # tables kept from the previous file, unchanged since
 
     def render(self) -> str:
+        kept = f"; {self.shared} unchanged, kept from the previous file" if self.shared else ""
         return (
-            f"Published {self.tables} tables ({self.rows:,} rows; {self.shared} unchanged, "
-            f"kept from the previous file) and the run record (ops) to "
-            f"{self.path} in {self.seconds:.1f} s: {self.bytes / 1e6:,.1f} MB"
+            f"Published {self.tables} tables ({self.rows:,} rows{kept}) and the run record (ops) "
+            f"to {self.path} in {self.seconds:.1f} s: {self.bytes / 1e6:,.1f} MB"
         )
 
 

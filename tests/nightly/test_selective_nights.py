@@ -27,8 +27,8 @@ def night(data_dir: Path, day: int, **env: str) -> tuple[RunRecord, int]:
     with running_api(api_world(day=day)) as api:
         completed = run_job(data_dir, api.url, **env)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    [shared] = re.findall(r"; (\d+) unchanged, kept from the previous file", completed.stdout)
-    return records(data_dir)[-1], int(shared)
+    shared = re.findall(r"; (\d+) unchanged, kept from the previous file", completed.stdout)
+    return records(data_dir)[-1], int(shared[0]) if shared else 0
 
 
 def statuses(record: RunRecord) -> dict[str, str]:
