@@ -49,8 +49,8 @@ extract: install ## Load the API into the raw schema (starts the dev API when MO
 	$(BIN)/python -m extract
 
 .PHONY: elt
-elt: install ## The nightly job: extract, load, privacy, dbt build, checks, scoring, publish data/analytics.duckdb
-	$(BIN)/python -m nightly
+elt: install ## The nightly job: extract, load, privacy, dbt build, checks, scoring, publish data/analytics.duckdb (FULL=1 rebuilds everything)
+	$(if $(FULL),NIGHTLY__FULL_REBUILD=true )$(BIN)/python -m nightly
 
 .PHONY: status
 status: install ## The last nightly runs and each source's freshness (works while a run is running)
@@ -134,6 +134,10 @@ mutation: install ## Mutation testing of the code that protects data (mutmut, ~1
 .PHONY: bench
 bench: install ## Benchmark the extractor against the fetch floor at 100,000 users (ARGS= for more)
 	$(BIN)/python -m benchmarks.extract_bench $(ARGS)
+
+.PHONY: bench-night
+bench-night: install ## Three nights (first, typical, quiet) step by step beside their floors at 100,000 users (ARGS="--large --baseline DIR")
+	$(BIN)/python -m benchmarks.night_bench $(ARGS)
 
 .PHONY: bench-1m
 bench-1m: install ## The same at 1,000,000 users (memory must stay under 1 GB)

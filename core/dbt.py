@@ -128,10 +128,8 @@ def run_dbt(
         "DBT_USE_COLORS": "false",
     }
     sys.stdout.flush()  # what we printed must come before dbt's output in the log
-    privacy = PrivacySettings.from_config()
     if args[:1] and args[0] in MODEL_COMMANDS and "--vars" not in args:
-        # the project's settings that models read (declared under `vars:` in dbt_project.yml)
-        args = (*args, "--vars", json.dumps({"publish_gender": privacy.publish_gender}))
+        args = (*args, "--vars", json.dumps(model_vars()))
     command = [
         str(Path(sys.executable).with_name("dbt")), *args,
         "--target-path", str(target_dir),
@@ -149,6 +147,11 @@ def run_dbt(
     nodes = read_results(results_file) if results_file.exists() else ()
     output = (completed.stdout or "") + (completed.stderr or "") if capture else ""
     return DbtRun(tuple(args), completed.returncode, nodes, output)
+
+
+def model_vars() -> dict[str, object]:
+    """The project's settings that models read (declared under `vars:` in dbt_project.yml)."""
+    return {"publish_gender": PrivacySettings.from_config().publish_gender}
 
 
 def read_results(results_file: Path) -> tuple[NodeResult, ...]:

@@ -33,6 +33,7 @@ ANALYST_SCHEMAS = ("marts", "features", ML_SCHEMA)
 SETTINGS_SECTION = "nightly"
 MEMORY_LIMIT_SETTING = "NIGHTLY__DUCKDB_MEMORY_LIMIT"
 TEMP_DIRECTORY_SETTING = "NIGHTLY__DUCKDB_TEMP_DIRECTORY"
+DBT_THREADS_SETTING = "NIGHTLY__DBT_THREADS"
 # By default DuckDB may use this share of the machine's memory (its cgroup limit if lower):
 # DuckDB's own default is 80%, which leaves too little for Python, dbt and the dev API beside it.
 DEFAULT_MEMORY_SHARE = 0.5
@@ -41,12 +42,16 @@ CGROUP_MEMORY_MAX = Path("/sys/fs/cgroup/memory.max")
 
 @dataclass(frozen=True)
 class DuckDBSettings:
-    """DuckDB's memory limit and spill folder: NIGHTLY__DUCKDB_MEMORY_LIMIT, ..._TEMP_DIRECTORY."""
+    """DuckDB's memory limit and spill folder: NIGHTLY__DUCKDB_MEMORY_LIMIT, ..._TEMP_DIRECTORY;
+    and how many dbt nodes run at once on it, NIGHTLY__DBT_THREADS."""
 
     # DuckDB's syntax ("4GB", "2GiB", "512MB"); unset: half of the machine's memory
     duckdb_memory_limit: str | None = None
     # where DuckDB spills; unset: beside each database file (`<file>.tmp`, DuckDB's default)
     duckdb_temp_directory: Path | None = None
+    # dbt threads (profiles.yml): two overlap dbt's per-node work (most nodes are small tests);
+    # one keeps a single heavy model at a time in memory, for a machine short of it
+    dbt_threads: int = 2
 
     @classmethod
     def from_config(cls) -> DuckDBSettings:
@@ -74,6 +79,7 @@ class DuckDBSettings:
         return {
             MEMORY_LIMIT_SETTING: config["memory_limit"],
             TEMP_DIRECTORY_SETTING: config["temp_directory"],
+            DBT_THREADS_SETTING: str(self.dbt_threads),
         }
 
 

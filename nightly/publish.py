@@ -2,7 +2,12 @@
 
 Only the analyst-facing schemas are copied (marts, features, ml, plus the run record as ops), so
 a publish costs the size of those tables, not of the raw history, and no personal data leaves
-the private warehouse. The new file is checkpointed (no WAL), checked, made read-only and fsynced
+the private warehouse. Tables the caller knows unchanged since the last publish (`unchanged`:
+built from sources that did not move, nightly/changes.py) are not copied again: the new file
+starts as a byte copy of the published one, keeps those tables and replaces the others (unless
+a quarter of the old file is free blocks left by earlier replacements: then it is written afresh,
+so the file stays compact).
+The new file is checkpointed (no WAL), checked, made read-only and fsynced
 before `os.replace`: an analyst session open on the old file keeps reading that snapshot until it
 reconnects, and a run that fails before the rename leaves the old file untouched.
 
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import grp
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +35,9 @@ from nightly.measure import analyst_relations
 from nightly.ops_tables import write_ops_tables
 
 WAREHOUSE = "warehouse"
+# a published file with more of its blocks free than this (tables replaced on earlier nights) is
+# not copied: the night writes a fresh, compact file instead
+MAX_FREE_SHARE = 0.25
 # The storage format of the analysts' file: readable by every DuckDB client from 1.0 on.
 STORAGE_VERSION = "v1.0.0"
 
@@ -40,11 +49,13 @@ class Publication:
     rows: int
     bytes: int
     seconds: float
+    shared: int = 0  # tables kept from the previous file, unchanged since
 
     def render(self) -> str:
+        kept = f"; {self.shared} unchanged, kept from the previous file" if self.shared else ""
         return (
-            f"Published {self.tables} tables ({self.rows:,} rows) and the run record (ops) to "
-            f"{self.path} in {self.seconds:.1f} s: {self.bytes / 1e6:,.1f} MB"
+            f"Published {self.tables} tables ({self.rows:,} rows{kept}) and the run record (ops) "
+            f"to {self.path} in {self.seconds:.1f} s: {self.bytes / 1e6:,.1f} MB"
         )
 
 
@@ -55,16 +66,22 @@ def publish(
     erasures: pa.Table,
     mode: int = 0o440,
     group: str | None = None,
+    unchanged: frozenset[str] = frozenset(),
 ) -> Publication:
     """Copy the analyst schemas of `warehouse` and the ops tables into a new `target`, readable
-    with `mode` (never writable: the next run replaces it, never edits it), by `group` if given."""
+    with `mode` (never writable: the next run replaces it, never edits it), by `group` if given.
+    The tables named in `unchanged` (`schema.name`) are taken from the current `target`."""
     started = time.monotonic()
     staging = target.with_name(f".{target.name}.publishing")
     leftovers = (staging, staging.with_name(f"{staging.name}.wal"))
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove(*leftovers)  # of a publish that was killed (runs never overlap)
     try:
-        copied = _write_snapshot(warehouse, staging, records, erasures)
+        shared = unchanged if unchanged and _compact_enough(target) else frozenset()
+        if shared:
+            shutil.copyfile(target, staging)  # a new inode: readers of target keep their file
+            staging.chmod(0o600)
+        copied = _write_snapshot(warehouse, staging, records, erasures, shared)
         if leftovers[1].exists():
             raise RuntimeError(f"{leftovers[1]} remains after the checkpoint; not publishing")
         _check_snapshot(staging, copied)
@@ -77,23 +94,43 @@ def publish(
     finally:
         _remove(*leftovers)
     return Publication(
-        target, len(copied), sum(copied.values()), target.stat().st_size, time.monotonic() - started
+        target,
+        len(copied),
+        sum(copied.values()),
+        target.stat().st_size,
+        time.monotonic() - started,
+        sum(table in shared for table in copied),
     )
 
 
 def _write_snapshot(
-    warehouse: Path, staging: Path, records: Sequence[RunRecord], erasures: pa.Table
+    warehouse: Path,
+    staging: Path,
+    records: Sequence[RunRecord],
+    erasures: pa.Table,
+    shared: frozenset[str],
 ) -> dict[str, int]:
-    """Build the new file (DuckDB spills, if need be, to its temp folder); each table's rows."""
+    """Build the new file (DuckDB spills, if need be, to its temp folder), or complete the copy
+    of the published one: tables in `shared` stay, every other analyst table is replaced, and
+    tables no longer in the warehouse go; each table's rows."""
     with connect(staging, storage_compatibility_version=STORAGE_VERSION) as connection:
         snapshot = connection.execute("select current_database()").fetchone()[0]
         connection.execute(f"attach ? as {WAREHOUSE} (read_only)", [str(warehouse)])
+        relations = analyst_relations(connection, WAREHOUSE)
+        kept = set(analyst_relations(connection, snapshot))
+        for schema, name in kept - set(relations):
+            connection.execute(f'drop table "{snapshot}"."{schema}"."{name}"')
         copied = {}
-        for schema, name in analyst_relations(connection, WAREHOUSE):
+        for schema, name in relations:
+            if f"{schema}.{name}" in shared and (schema, name) in kept:
+                copied[f"{schema}.{name}"] = connection.execute(
+                    f'select count(*) from "{snapshot}"."{schema}"."{name}"'
+                ).fetchone()[0]
+                continue
             connection.execute(f'create schema if not exists "{snapshot}"."{schema}"')
             # views too, as tables: what they read (staging, ml...) may not be published
             connection.execute(
-                f'create table "{snapshot}"."{schema}"."{name}" as '
+                f'create or replace table "{snapshot}"."{schema}"."{name}" as '
                 f'from {WAREHOUSE}."{schema}"."{name}"'
             )
             copied[f"{schema}.{name}"] = connection.execute(
@@ -121,6 +158,18 @@ def _check_snapshot(staging: Path, copied: dict[str, int]) -> None:
             found = connection.execute(f"select count(*) from {table}").fetchone()[0]
             if found != rows:
                 raise RuntimeError(f"{table} has {found} rows in the new file, {rows} copied")
+
+
+def _compact_enough(target: Path) -> bool:
+    """Whether the published file exists and little of it is free blocks, so that a copy of it
+    is worth starting from."""
+    if not target.exists():
+        return False
+    with connect(target, read_only=True) as connection:
+        free, total = connection.execute(
+            "select free_blocks, total_blocks from pragma_database_size()"
+        ).fetchone()
+    return free <= MAX_FREE_SHARE * max(total, 1)
 
 
 def _remove(*paths: Path) -> None:

@@ -52,6 +52,9 @@ class NightlySettings:
     # and never less than min_free_mb
     min_free_mb: float = 256.0
     free_space_margin: float = 2.0
+    # build every dbt model (`dbt build --full-refresh`) and publish every table, whatever
+    # changed (`make elt FULL=1`); by default a night builds what its new data reaches
+    full_rebuild: bool = False
     # alert on warnings too, not only on failures and data-quality errors
     alert_on_warning: bool = True
     # Slack-style incoming webhook; None: alerts go to the log only

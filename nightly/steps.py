@@ -12,11 +12,18 @@ import contextlib
 import statistics
 import time
 
-from core.dbt import FAILED_STATUSES, run_dbt
+from core.dbt import FAILED_STATUSES, DbtRun, run_dbt
 from core.warehouse import RAW_SCHEMA
 from dev_api.server import serve_next_day
 from extract.pipeline import extract_verified, load_verified, make_pipeline
 from extract.source import EndpointReport, ExtractionError
+from nightly.changes import (
+    Manifest,
+    current_state,
+    plan_build,
+    published_state_file,
+    unchanged_since_publish,
+)
 from nightly.checks import duration_finding, listens_finding, new_test_warnings, volume_findings
 from nightly.failures import DeadlineExceeded, StepFailed
 from nightly.ledger import ERROR, INFO, Finding, RunRecord, TableVolume, utc_now
@@ -115,9 +122,29 @@ def privacy(run: NightlyRun) -> None:
 
 
 def dbt_build(run: NightlyRun) -> None:
-    """`dbt build`; a model that fails is a failed step, a test that fails a data-quality error."""
-    build = run.build = run_dbt(run.config.paths, "build", inherit_fds=(run.lock_descriptor,))
+    """`dbt build` of what tonight's data reaches (nightly.changes: everything on a first night,
+    after a failed one, or with NIGHTLY__FULL_REBUILD); the rest is recorded as skipped. A model
+    that fails is a failed step, a test that fails a data-quality error."""
+    paths = run.config.paths
+    plan = plan_build(paths, run.settings.full_rebuild)
+    args = plan.dbt_args()
+    build = (
+        run_dbt(paths, *args, inherit_fds=(run.lock_descriptor,))
+        if args
+        else DbtRun(("build",), 0, ())
+    )
+    skipped = []
+    if plan.selectors is not None:
+        skipped = Manifest(paths.dbt_target_dir / "manifest.json").skipped(
+            build.nodes, f"not built: nothing it reads changed ({plan.reason})"
+        )
+    run.build = DbtRun(build.args, build.returncode, (*build.nodes, *skipped), build.output)
+    build = run.build
     run.record.nodes = list(build.nodes)
+    command = f"dbt {' '.join(args)}" if args else "dbt not run"
+    message = f"{command}: {plan.reason}; {len(skipped)} models and tests skipped"
+    run.add([Finding("dbt_build", INFO, "dbt", message, len(skipped))])
+    print(message)
     print(build.render())
     if broken := build.broken_models():
         raise StepFailed(
@@ -133,6 +160,8 @@ def dbt_build(run: NightlyRun) -> None:
         for node in failed_tests
     )
     run.add(new_test_warnings(build.nodes, previous))
+    if build.returncode == 0 and not failed_tests:
+        plan.keep_as_built(paths)
 
 
 def checks(run: NightlyRun) -> None:
@@ -189,6 +218,8 @@ def publish(run: NightlyRun) -> None:
     elapsed = (utc_now() - run.record.started_at).total_seconds()
     run.add([duration_finding(elapsed, run.history(), run.settings)])
     paths = run.config.paths
+    state = current_state(paths)
+    unchanged = frozenset() if run.settings.full_rebuild else unchanged_since_publish(paths, state)
     publication = publish_snapshot(
         paths.warehouse,
         paths.analytics,
@@ -196,7 +227,9 @@ def publish(run: NightlyRun) -> None:
         ErasureLog(paths).table(),
         mode=run.config.privacy.analytics_mode,
         group=run.config.privacy.analytics_group,
+        unchanged=unchanged,
     )
+    state.write(published_state_file(paths))
     run.record.published_at = utc_now()
     print(publication.render())
 

@@ -224,6 +224,37 @@ def small_warehouse(path: Path, users: int) -> None:
         )
 
 
+def test_publish_keeps_the_unchanged_tables_of_the_previous_file(tmp_path: Path) -> None:
+    warehouse, target = tmp_path / "warehouse.duckdb", tmp_path / "analytics.duckdb"
+    erasures = pa.Table.from_pylist([], schema=ERASURE_SCHEMA)
+    small_warehouse(warehouse, 5)
+    publish(warehouse, target, [run(SUCCESS)], erasures)
+    with duckdb.connect(str(warehouse)) as connection:
+        connection.execute(
+            "create table marts.dim_tracks as select range as track_id from range(4)"
+        )
+        connection.execute("insert into marts.dim_users values (100)")  # not rebuilt, says caller
+
+    publication = publish(
+        warehouse, target, [run(SUCCESS)], erasures, unchanged=frozenset({"marts.dim_users"})
+    )
+
+    assert publication.shared == 1
+    assert "1 unchanged, kept from the previous file" in publication.render()
+    # dim_users came from the previous file (the caller said it did not change), the rest anew
+    assert query(target, "select count(*) from marts.dim_users") == [(5,)]
+    assert query(target, "select count(*) from marts.first_users") == [(3,)]
+    assert query(target, "select count(*) from marts.dim_tracks") == [(4,)]
+    assert query(target, "select count(*) from ops.pipeline_runs") == [(1,)]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o440
+    [version] = query(
+        target,
+        "select tags['storage_version'] from duckdb_databases() where database_name = 'analytics'",
+    )
+    assert version == ("v1.0.0+",)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["analytics.duckdb", "warehouse.duckdb"]
+
+
 def test_publish_copies_the_analyst_schemas_only_read_only_with_no_leftovers(
     tmp_path: Path,
 ) -> None:

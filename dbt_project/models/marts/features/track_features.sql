@@ -1,11 +1,15 @@
+{#
+    A view: the listening aggregates of int_track_features (a table) with "days since release"
+    counted to the latest successful load, so it is current after every load, the nights that
+    rebuild nothing included. Published as a table like every analyst relation.
+#}
+
+{{ config(materialized='view') }}
+
 with
 
-dim_tracks as (
-    select * from {{ ref('dim_tracks') }}
-),
-
-fct_listens as (
-    select * from {{ ref('fct_listens') }}
+int_track_features as (
+    select * from {{ ref('int_track_features') }}
 ),
 
 stg_moovitamix__loads as (
@@ -18,29 +22,19 @@ as_of as (
     from stg_moovitamix__loads
 ),
 
-listen_stats as (
-    select
-        track_id,
-        count(*) as listen_count,
-        count(distinct user_id) as distinct_listeners
-    from fct_listens
-    group by track_id
-),
-
 final as (
     select
-        dim_tracks.track_id,
-        coalesce(listen_stats.listen_count, 0) as listen_count,
-        coalesce(listen_stats.distinct_listeners, 0) as distinct_listeners,
-        rank() over (order by coalesce(listen_stats.listen_count, 0) desc) as popularity_rank,
-        dim_tracks.duration_seconds,
-        dim_tracks.genres,
-        {{ whole_days_between('dim_tracks.released_at', 'as_of.as_of_at') }} as days_since_release,
+        int_track_features.track_id,
+        int_track_features.listen_count,
+        int_track_features.distinct_listeners,
+        int_track_features.popularity_rank,
+        int_track_features.duration_seconds,
+        int_track_features.genres,
+        {{ whole_days_between('int_track_features.released_at', 'as_of.as_of_at') }}
+            as days_since_release,
         as_of.as_of_at
-    from dim_tracks
+    from int_track_features
     cross join as_of
-    left join listen_stats
-        on dim_tracks.track_id = listen_stats.track_id
 )
 
 select * from final

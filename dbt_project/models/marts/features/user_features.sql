@@ -1,19 +1,15 @@
+{#
+    A view: the listening aggregates of int_user_features (a table) with the "days since"
+    columns counted to the latest successful load, so they are current after every load, the
+    nights that rebuild nothing included. Published as a table like every analyst relation.
+#}
+
+{{ config(materialized='view') }}
+
 with
 
-dim_users as (
-    select * from {{ ref('dim_users') }}
-),
-
-dim_tracks as (
-    select * from {{ ref('dim_tracks') }}
-),
-
-fct_listens as (
-    select * from {{ ref('fct_listens') }}
-),
-
-user_genre_affinity as (
-    select * from {{ ref('user_genre_affinity') }}
+int_user_features as (
+    select * from {{ ref('int_user_features') }}
 ),
 
 stg_moovitamix__loads as (
@@ -26,79 +22,23 @@ as_of as (
     from stg_moovitamix__loads
 ),
 
-listen_stats as (
-    select
-        user_id,
-        count(*) as total_listens,
-        count(distinct track_id) as distinct_tracks,
-        max(first_seen_at) as last_new_listen_at
-    from fct_listens
-    group by user_id
-),
-
-artist_stats as (
-    select
-        fct_listens.user_id,
-        count(distinct dim_tracks.artist_name) as distinct_artists
-    from fct_listens
-    inner join dim_tracks
-        on fct_listens.track_id = dim_tracks.track_id
-    group by fct_listens.user_id
-),
-
-ranked_genres as (
-    select
-        user_id,
-        genre,
-        row_number() over (
-            partition by user_id
-            order by weighted_listens desc, genre asc
-        ) as genre_rank
-    from user_genre_affinity
-),
-
-top_genres as (
-    select
-        user_id,
-        genre as top_genre
-    from ranked_genres
-    where genre_rank = 1
-),
-
-genre_stats as (
-    select
-        user_id,
-        sum(case when is_favorite_genre then listen_share else 0 end) as favorite_genre_listen_share,
-        {#- rounded: the sum's last bits depend on the order the engine adds in #}
-        round({{ entropy_bits('listen_share') }}, 12) as genre_entropy_bits
-    from user_genre_affinity
-    group by user_id
-),
-
 final as (
     select
-        dim_users.user_id,
-        dim_users.favorite_genre,
-        coalesce(listen_stats.total_listens, 0) as total_listens,
-        coalesce(listen_stats.distinct_tracks, 0) as distinct_tracks,
-        coalesce(artist_stats.distinct_artists, 0) as distinct_artists,
-        genre_stats.favorite_genre_listen_share,
-        top_genres.top_genre,
-        genre_stats.genre_entropy_bits,
-        {{ whole_days_between('dim_users.signed_up_at', 'as_of.as_of_at') }} as days_since_signup,
-        {{ whole_days_between('listen_stats.last_new_listen_at', 'as_of.as_of_at') }}
+        int_user_features.user_id,
+        int_user_features.favorite_genre,
+        int_user_features.total_listens,
+        int_user_features.distinct_tracks,
+        int_user_features.distinct_artists,
+        int_user_features.favorite_genre_listen_share,
+        int_user_features.top_genre,
+        int_user_features.genre_entropy_bits,
+        {{ whole_days_between('int_user_features.signed_up_at', 'as_of.as_of_at') }}
+            as days_since_signup,
+        {{ whole_days_between('int_user_features.last_new_listen_at', 'as_of.as_of_at') }}
             as days_since_last_new_listen,
         as_of.as_of_at
-    from dim_users
+    from int_user_features
     cross join as_of
-    left join listen_stats
-        on dim_users.user_id = listen_stats.user_id
-    left join artist_stats
-        on dim_users.user_id = artist_stats.user_id
-    left join top_genres
-        on dim_users.user_id = top_genres.user_id
-    left join genre_stats
-        on dim_users.user_id = genre_stats.user_id
 )
 
 select * from final
