@@ -7,13 +7,16 @@ built here, or a run's outcome is checked against its own measured evaluations.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pytest
 
 from dev_api.world import World
+from recommender import RecommenderError
 from recommender.evaluation import Evaluation, paired_gain
 from recommender.models import load
 from recommender.settings import Settings
@@ -223,6 +226,15 @@ def test_a_run_nothing_passes_makes_popularity_the_champion_and_records_every_co
     assert registry[2].hyperparameters["popularity_exponent"] in (0.0, 0.5)
     assert steps[0] == "training: reading listens" and "training: registering and gating" in steps
     rendered = report.render()
+    lines = rendered.splitlines()
+    split, rows = report.split, report.rows
+    assert lines[:3] == [
+        f"Trained on {split.train.listens:,} listens of {len(split.train.user_ids):,} users and "
+        f"{len(split.train.track_ids):,} tracks first seen {FIRST_LOAD} to {FIRST_LOAD};",
+        "random split: a seeded share of each user's tracks held out; evaluated on "
+        f"{len(rows):,} users with {split.holdout.matrix[rows].nnz:,} held-out tracks",
+        f"  {'model':<34} {'recall@10':>9} {'ndcg@10':>8} {'coverage':>8} {'train s':>8}",
+    ]
     for evaluation in report.evaluations:
         assert f"  {evaluation.name:<34} {evaluation.recall_at_10:>9.4f}" in rendered
     for version in registry:
@@ -265,3 +277,59 @@ def test_a_run_whose_best_passes_retires_the_champion_measured_on_the_same_holdo
     assert report.render().endswith(
         f"champion: v{5 + best} ({second[best].model_name}), replacing v4"
     )
+
+
+def test_enough_loads_make_a_time_split_unless_the_champion_has_seen_them_all(
+    tmp_path: Path, world: World
+) -> None:
+    def settings(database: Path, **split: int) -> Settings:
+        if not database.exists():
+            write_warehouse(database, world, loads=3)
+        return Settings(
+            duckdb_path=database,
+            models_dir=database.with_suffix(".models"),
+            candidates={},
+            co_listen_neighbours=30,
+            eval_users=50,
+            **split,
+        )
+
+    time_split = {"time_split_min_nights": 2, "holdout_nights": 1}
+    # three loads, four needed: a random split, and a champion whose window holds all three
+    first = train(settings(tmp_path / "seen.duckdb"))
+    # a time split now would measure that champion on listens it trained on: random again
+    second = train(settings(tmp_path / "seen.duckdb", **time_split))
+    # the same loads and no champion: the last load is held out
+    fresh = train(settings(tmp_path / "fresh.duckdb", **time_split))
+
+    assert first.champion_after is not None
+    assert first.champion_after.window_end_at == FIRST_LOAD + timedelta(days=2)
+    assert (first.split.kind, second.split.kind, fresh.split.kind) == ("random", "random", "time")
+    # a seeded sample of eval_users users: the same users in both runs on one warehouse
+    assert len(first.rows) == len(second.rows) == 50
+    np.testing.assert_array_equal(first.rows, second.rows)
+    assert all(v.eval_users == 50 < v.holdout_users for v in second.registered)
+    cutoff = FIRST_LOAD + timedelta(days=2)
+    assert (fresh.split.holdout_start_at, fresh.split.window_end_at) == (
+        cutoff,
+        FIRST_LOAD + timedelta(days=1),
+    )
+    assert all(v.holdout_start_at == cutoff for v in fresh.registered)
+    assert (
+        fresh.render()
+        .splitlines()[1]
+        .startswith(
+            f"time split: holdout = tracks first played from {cutoff}; evaluated on 50 users"
+        )
+    )
+
+
+def test_no_listens_nothing_to_train_on(tmp_path: Path, world: World) -> None:
+    database = write_warehouse(tmp_path / "warehouse.duckdb", world)
+    with duckdb.connect(str(database)) as connection:
+        connection.execute("delete from marts.fct_listen_events")
+    with pytest.raises(RecommenderError) as refused:
+        train(Settings(duckdb_path=database, models_dir=tmp_path / "models"))
+
+    assert str(refused.value) == "marts.fct_listen_events is empty: nothing to train on yet"
+    assert model_versions(database) == []

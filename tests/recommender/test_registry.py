@@ -124,7 +124,15 @@ def test_the_marts_read_back_as_written(warehouse: Path, world: World) -> None:
     assert {
         (int(u), int(t)): float(n) for u, t, n in zip(users, tracks, counts, strict=True)
     } == pairs
-    assert (listens.user_ids.dtype, listens.track_ids.dtype) == (np.int64, np.int64)
+    assert [array.dtype for array in (*vars(listens).values(), users, tracks, counts)] == [
+        np.int64,
+        np.int64,
+        np.int64,
+        np.float32,
+        np.int64,
+        np.int64,
+        np.float32,
+    ]
     assert set(listens.first_seen_us.tolist()) == {
         (FIRST_LOAD - FIRST_LOAD.replace(year=1970, month=1, day=1, hour=0))
         // timedelta(microseconds=1)

@@ -53,20 +53,22 @@ def world_catalogue(world: World) -> dict[int, list[str]]:
     }
 
 
-def write_warehouse(path: Path, world: World, with_ml: bool = True) -> Path:
-    """The marts the recommender reads, from `world`'s day 0, all first seen at FIRST_LOAD."""
+def write_warehouse(path: Path, world: World, with_ml: bool = True, loads: int = 1) -> Path:
+    """The marts the recommender reads, from `world`'s day 0: the (user, track) pairs spread
+    over `loads` nightly loads, first seen at FIRST_LOAD, a day later, and so on."""
     listens = world_listens(world)
     entries = listens.matrix.tocoo()
     user_ids = listens.user_ids[entries.row]
     track_ids = listens.track_ids[entries.col]
     counts = entries.data.astype(np.int64)
+    first_seen = [FIRST_LOAD + timedelta(days=n % loads) for n in range(len(counts))]
     tables = {
         # one row per listen, as the mart holds them
         "fct_listen_events": pa.table(
             {
                 "user_id": np.repeat(user_ids, counts),
                 "track_id": np.repeat(track_ids, counts),
-                "first_seen_at": pa.array([FIRST_LOAD] * int(counts.sum()), pa.timestamp("us")),
+                "first_seen_at": pa.array(np.repeat(first_seen, counts), pa.timestamp("us")),
             }
         ),
         "fct_user_tracks": pa.table(
