@@ -7,6 +7,7 @@ built here, or a run's outcome is checked against its own measured evaluations.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -176,7 +177,9 @@ def test_a_run_nothing_passes_makes_popularity_the_champion_and_records_every_co
 ) -> None:
     settings = run_settings(tmp_path, world, promotion_margin=100.0)
     steps: list[str] = []
+    started = time.monotonic()
     report = train(settings, steps.append)
+    elapsed = time.monotonic() - started
     registry = model_versions(settings.duckdb_path)
 
     names = ["co_listen", "small_als", "tuned_co_listen", "popularity"]
@@ -224,7 +227,22 @@ def test_a_run_nothing_passes_makes_popularity_the_champion_and_records_every_co
         k: v for k, v in CANDIDATES["small_als"].items() if k != "kind"
     }
     assert registry[2].hyperparameters["popularity_exponent"] in (0.0, 0.5)
-    assert steps[0] == "training: reading listens" and "training: registering and gating" in steps
+    users = f"{len(report.rows):,} users"
+    assert steps == [
+        "training: reading listens",
+        "training: fitting popularity (baseline)",
+        f"training: evaluating popularity (baseline): {users}",
+        "training: tuning tuned_co_listen {'popularity_exponent': 0.0}",
+        "training: tuning tuned_co_listen {'popularity_exponent': 0.5}",
+        "training: fitting co_listen",
+        f"training: evaluating co_listen: {users}",
+        "training: fitting small_als: 3 iterations",
+        f"training: evaluating small_als: {users}",
+        "training: fitting tuned_co_listen",
+        f"training: evaluating tuned_co_listen: {users}",
+        "training: registering and gating",
+    ]
+    assert all(0 <= version.train_seconds <= elapsed for version in registry)
     rendered = report.render()
     lines = rendered.splitlines()
     split, rows = report.split, report.rows
