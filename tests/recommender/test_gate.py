@@ -269,7 +269,8 @@ def test_a_run_whose_best_passes_retires_the_champion_measured_on_the_same_holdo
     train(run_settings(tmp_path, world, promotion_margin=100.0))
     first = model_versions(run_settings(tmp_path, world).duckdb_path)
     settings = run_settings(tmp_path, world, promotion_margin=-1.0, promotion_min_z=-np.inf)
-    report = train(settings)
+    steps: list[str] = []
+    report = train(settings, steps.append)
     registry = model_versions(settings.duckdb_path)
 
     second = registry[len(first) :]
@@ -288,6 +289,10 @@ def test_a_run_whose_best_passes_retires_the_champion_measured_on_the_same_holdo
     ]
     # the old champion is measured on this run's holdout, and recorded as a baseline
     assert report.evaluations[-1].name == "champion v4 (popularity)"
+    assert steps[-2:] == [
+        f"training: evaluating champion v4 (popularity): {len(report.rows):,} users",
+        "training: registering and gating",
+    ]
     assert second[0].baseline_metrics["champion"] == {
         "model_version": 4,
         **report.evaluations[-1].metrics(),
