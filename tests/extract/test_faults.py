@@ -323,31 +323,31 @@ def test_a_smaller_page_size_is_asked_for_on_every_page_and_progress_logged_per_
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # 10 is not the API's default size (100): a page asked without it would come back larger
-    monkeypatch.setenv("SOURCES__MOOVITAMIX__PAGE_SIZE", "10")
+    # 12 is not the API's default size (100): a page asked without it would come back larger
+    monkeypatch.setenv("SOURCES__MOOVITAMIX__PAGE_SIZE", "12")
     caplog.set_level(logging.INFO, logger=source.log.name)
     endpoints = ("users", "tracks", "listen_history")
     with running_api(**WORLD) as api:
         summary = run_extraction(pipeline, api.url)
-        requests = {e: [api.request_count(e, page) for page in range(1, 28)] for e in endpoints}
+        requests = {e: [api.request_count(e, page) for page in range(1, 24)] for e in endpoints}
 
     assert [t.read for t in summary.tables] == [250, 120, 250]
     assert current_counts(duckdb_path) == (250, 120, 250)
-    # 250 records are 25 pages of 10 and 120 are 12: each asked once, none past the end
+    # 250 records are 21 pages of 12 and 120 are 10: each asked once, none past the end
     assert requests == {
-        "users": [1] * 25 + [0] * 2,
-        "tracks": [1] * 12 + [0] * 15,
-        "listen_history": [1] * 25 + [0] * 2,
+        "users": [1] * 21 + [0] * 2,
+        "tracks": [1] * 10 + [0] * 13,
+        "listen_history": [1] * 21 + [0] * 2,
     }
     logged: dict[str, list[int]] = {}
     for record in caplog.records:
         if progress := re.match(r"(\w+): page (\d+)/(\d+)", record.getMessage()):
             logged.setdefault(progress[1], []).append(int(progress[2]))
-    # a progress line per tenth of the pages, in whole pages: every 2nd of 25, each one of 12
+    # a progress line per tenth of the pages, in whole pages: every 2nd of 21, each one of 10
     assert logged == {
-        "users": list(range(2, 26, 2)),
-        "tracks": list(range(1, 13)),
-        "listen_history": list(range(2, 26, 2)),
+        "users": list(range(2, 22, 2)),
+        "tracks": list(range(1, 11)),
+        "listen_history": list(range(2, 22, 2)),
     }
 
 
