@@ -223,6 +223,13 @@ def test_als_is_seeded_reports_each_iteration_and_folds_in_like_implicit(
         )
 
     np.testing.assert_array_equal(first.model.item_factors, second.model.item_factors)
+    # fitted with the hyper-parameters given, not implicit's defaults
+    assert first.model.item_factors.shape == (len(first.track_ids), ALS["factors"])
+    assert (first.model.regularization, first.model.alpha, first.model.iterations) == (
+        ALS["regularization"],
+        ALS["alpha"],
+        ALS["iterations"],
+    )
     assert reports[-1].startswith(f"fitting: {ALS['iterations']}/{ALS['iterations']} iterations")
     assert first.model.user_factors is None
     np.testing.assert_allclose(top.scores, scores, rtol=1e-4, atol=1e-5)
