@@ -351,6 +351,41 @@ def test_a_smaller_page_size_is_asked_for_on_every_page_and_progress_logged_per_
     }
 
 
+def test_dlt_s_configured_attempts_and_timeout_apply(pipeline: dlt.Pipeline) -> None:
+    # the fixture configures 4 attempts (dlt's default is 5) and a 1 s timeout (default 60 s)
+    faults = FaultPlan(
+        [
+            Fault("users", 1, "slow", times=1, arg=1.5),
+            Fault("tracks", 2, "status", times=FOREVER, arg=503),
+        ]
+    )
+    with running_api(**WORLD, faults=faults) as api:
+        with pytest.raises(ExtractionError, match="tracks page 2: request failed after retries"):
+            run_extraction(pipeline, api.url)
+        attempts = (api.request_count("users", 1), api.request_count("tracks", 2))
+
+    assert attempts == (2, 4)  # the slow answer timed out once; the 503 was tried 4 times
+
+
+def test_a_refused_request_is_counted_once_and_not_retried(pipeline: dlt.Pipeline) -> None:
+    reports: dict[str, source.EndpointReport] = {}
+    faults = FaultPlan([Fault("users", 2, "status", times=FOREVER, arg=400)])
+    with running_api(**WORLD, faults=faults) as api:
+        with pytest.raises(Exception, match="users page 2: request failed after retries: 400"):
+            pipeline.extract(moovitamix_source(api.url, None, reports))
+        attempts = api.request_count("users", 2)
+
+    assert attempts == 1
+    assert (reports["users"].error_responses, reports["users"].rate_limited) == (1, 0)
+
+
+def test_an_endpoint_with_no_page_read_is_refused_by_name() -> None:
+    with pytest.raises(ExtractionError) as refused:
+        source.EndpointReport("tracks").check_complete()
+
+    assert str(refused.value) == "tracks: no page was read"
+
+
 class ExtraFields(World):
     """Serves fields the contract does not name: one on page 1 of /users, another on page 3."""
 
