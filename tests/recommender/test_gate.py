@@ -199,7 +199,11 @@ def test_a_run_nothing_passes_makes_popularity_the_champion_and_records_every_co
     assert registry[0].status_reason.startswith("the co-listen baseline; recall@10")
     listens = read_listens(settings.duckdb_path)
     for version, evaluation in zip(registry, (*contenders, report.evaluations[0]), strict=True):
-        assert evaluation.name.startswith(version.model_name)
+        assert evaluation.name == (
+            "popularity (baseline)"
+            if version.model_name == "popularity"
+            else f"{version.model_name} (v{version.model_version})"
+        )
         assert (version.recall_at_10, version.ndcg_at_10) == (
             round(evaluation.recall_at_10, 6),
             round(evaluation.ndcg_at_10, 6),
@@ -289,6 +293,8 @@ def test_a_run_whose_best_passes_retires_the_champion_measured_on_the_same_holdo
     ]
     # the old champion is measured on this run's holdout, and recorded as a baseline
     assert report.evaluations[-1].name == "champion v4 (popularity)"
+    assert "; champion v4 (popularity) " in report.champion_after.status_reason
+    assert "artifact is missing" not in report.champion_after.status_reason
     assert steps[-2:] == [
         f"training: evaluating champion v4 (popularity): {len(report.rows):,} users",
         "training: registering and gating",
@@ -305,7 +311,7 @@ def test_a_run_whose_best_passes_retires_the_champion_measured_on_the_same_holdo
 def test_enough_loads_make_a_time_split_unless_the_champion_has_seen_them_all(
     tmp_path: Path, world: World
 ) -> None:
-    def settings(database: Path, **split: int) -> Settings:
+    def settings(database: Path, **split: float) -> Settings:
         if not database.exists():
             write_warehouse(database, world, loads=3)
         return Settings(
@@ -322,8 +328,12 @@ def test_enough_loads_make_a_time_split_unless_the_champion_has_seen_them_all(
     first = train(settings(tmp_path / "seen.duckdb"))
     # a time split now would measure that champion on listens it trained on: random again
     second = train(settings(tmp_path / "seen.duckdb", **time_split))
-    # the same loads and no champion: the last load is held out
-    fresh = train(settings(tmp_path / "fresh.duckdb", **time_split))
+    # the same loads and no champion: the last load is held out (and the gate let through)
+    fresh = train(
+        settings(
+            tmp_path / "fresh.duckdb", **time_split, promotion_margin=-1, promotion_min_z=-np.inf
+        )
+    )
 
     assert first.champion_after is not None
     assert first.champion_after.window_end_at == FIRST_LOAD + timedelta(days=2)
@@ -338,6 +348,8 @@ def test_enough_loads_make_a_time_split_unless_the_champion_has_seen_them_all(
         FIRST_LOAD + timedelta(days=1),
     )
     assert all(v.holdout_start_at == cutoff for v in fresh.registered)
+    # a contender passed: no popularity fallback is registered beside it
+    assert [(v.model_name, v.status) for v in fresh.registered] == [("co_listen", "champion")]
     assert (
         fresh.render()
         .splitlines()[1]
