@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from implicit.cpu.topk import topk
+from implicit.nearest_neighbours import bm25_weight
 from threadpoolctl import threadpool_limits
 
 from dev_api.world import World
@@ -36,8 +37,8 @@ ALS = {
     "regularization": 0.05,
     "alpha": 2.0,
     "iterations": 4,
-    "bm25_k1": 100.0,
-    "bm25_b": 0.8,
+    "bm25_k1": 50.0,  # not implicit's defaults (100, 0.8): the configured ones must apply
+    "bm25_b": 0.5,
     "random_state": 7,
 }
 PARAMS = {"popularity": {}, "co_listen": {"neighbours": 50}, "als": ALS}
@@ -224,6 +225,10 @@ def test_als_is_seeded_reports_each_iteration_and_folds_in_like_implicit(
 
     np.testing.assert_array_equal(first.model.item_factors, second.model.item_factors)
     # fitted with the hyper-parameters given, not implicit's defaults
+    weighted = first._weighted(listens.matrix)
+    expected = bm25_weight(listens.matrix, K1=ALS["bm25_k1"], B=ALS["bm25_b"]).tocsr()
+    assert weighted.dtype == np.float32
+    np.testing.assert_allclose(weighted.toarray(), expected.toarray(), rtol=1e-6)
     assert first.model.item_factors.shape == (len(first.track_ids), ALS["factors"])
     assert (first.model.regularization, first.model.alpha, first.model.iterations) == (
         ALS["regularization"],
