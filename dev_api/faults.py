@@ -33,6 +33,7 @@ FaultKind = Literal[
     "empty_page",  # items is [] although the page is before the end
     "drop_record",  # the page's last record is missing, total and pages unchanged
     "null_pages",  # pages is null (the contract allows it: clients compute ceil(total / size))
+    "bad_total",  # total breaks the contract: arg = null, negative or text (BAD_TOTALS)
     "missing_items_key",  # the envelope has no items key
 ]
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
@@ -45,7 +46,10 @@ DEFAULT_ARGS: dict[str, float | str] = {
     "timeout": 30.0,
     "total_change": 1,
     "missing_field": "updated_at",
+    "bad_total": "text",
 }
+# what a bad_total fault puts in `total`: each is not a non-negative integer
+BAD_TOTALS: dict[str, Any] = {"null": None, "negative": -1, "text": "250"}
 FOREVER = -1
 
 _SPEC = re.compile(
@@ -74,6 +78,8 @@ class Fault:
             raise ValueError(f"{self.kind} applies to listen_history only")
         if self.kind == "status":
             HTTPStatus(int(self.value))  # raises ValueError for a code http.server cannot send
+        if self.kind == "bad_total" and self.value not in BAD_TOTALS:
+            raise ValueError(f"bad_total takes one of {', '.join(BAD_TOTALS)}, not {self.arg!r}")
         if self.page is not None and self.page < 1:
             raise ValueError("page must be >= 1, or None for random pages")
 
@@ -151,6 +157,8 @@ def corrupt(
         del items[-1:]
     elif fault.kind == "null_pages":
         envelope["pages"] = None
+    elif fault.kind == "bad_total":
+        envelope["total"] = BAD_TOTALS[str(fault.value)]
     elif fault.kind == "missing_items_key":
         del envelope["items"]
     elif fault.kind == "total_change":

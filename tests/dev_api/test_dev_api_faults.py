@@ -143,6 +143,14 @@ def test_duplicate_id_repeats_the_previous_pages_last_record(client_for: Any) ->
             lambda page: page["pages"] is None and page["items"] == expected_page("users", 1),
         ),
         (
+            Fault("users", 1, "bad_total", arg="negative"),
+            lambda page: page["total"] == -1 and page["items"] == expected_page("users", 1),
+        ),
+        (
+            Fault("users", 1, "bad_total"),
+            lambda page: page["total"] == "250" and page["items"] == expected_page("users", 1),
+        ),
+        (
             Fault("users", 1, "missing_items_key"),
             lambda page: list(page) == ["total", "page", "size", "pages"],
         ),

@@ -4,6 +4,8 @@ leave the raw tables exactly as they were; contract-breaking records are quarant
 from __future__ import annotations
 
 import json
+import logging
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,7 +42,7 @@ def current_counts(path: Path) -> tuple[int, int, int]:
 RECOVERABLE = [
     Fault("users", 2, "status", times=2, arg=503),
     Fault("tracks", 1, "status", times=1, arg=500),
-    Fault("listen_history", 3, "rate_limit", times=1, arg=1),
+    Fault("listen_history", 3, "rate_limit", times=2, arg=1),
     Fault("users", 3, "drop", times=1),
     Fault("tracks", 2, "timeout", times=1, arg=3),
     Fault("listen_history", 2, "slow", times=1, arg=0.3),
@@ -72,7 +74,7 @@ def test_transient_faults_are_retried_into_a_complete_load(
     )
     assert sum(t.error_responses for t in summary.tables) == attempts - 1
     if fault.kind == "rate_limit":
-        assert elapsed >= 1, "the Retry-After: 1 header must be waited out"
+        assert elapsed >= fault.times, "each Retry-After: 1 header must be waited out"
 
 
 FATAL = [
@@ -87,6 +89,18 @@ FATAL = [
     ),
     (Fault("listen_history", 3, "empty_page"), r"listen_history page 3/3: the last page is empty"),
     (Fault("users", 1, "missing_items_key"), r"users page 1: response has no 'items' list"),
+    (
+        Fault("tracks", 2, "bad_total", arg="null"),
+        r"tracks page 2: response has no valid 'total' \(None\)",
+    ),
+    (
+        Fault("users", 1, "bad_total", arg="negative"),
+        r"users page 1: response has no valid 'total' \(-1\)",
+    ),
+    (
+        Fault("users", 1, "bad_total", arg="text"),
+        r"users page 1: response has no valid 'total' \('250'\)",
+    ),
     (Fault("users", 2, "total_change", times=FOREVER), r"users page 2/3: total/pages changed"),
     (Fault("tracks", 2, "duplicate_id", times=FOREVER), r"tracks page 2/2: a id already read"),
 ]
@@ -189,6 +203,12 @@ def test_contract_breaking_records_are_quarantined_counted_and_the_rest_loaded(
         ("users", 2, "missing field(s): email"),
     ]
     assert "quarantined_records" in summary.render()
+    columns = query(
+        duckdb_path,
+        "select column_name from information_schema.columns "
+        "where table_schema = 'raw' and table_name = 'quarantined_records'",
+    )
+    assert {"endpoint", "page", "reason", "record"} <= {name for (name,) in columns}
     # Null lists and null ids inside a list are valid by the contract: loaded as sent.
     [(null_lists,)] = query(
         duckdb_path, "select count(*) from raw.listen_history where items is null"
@@ -295,6 +315,75 @@ def test_a_null_pages_count_is_computed_from_total(
         ("users", 3): 1, ("users", 4): 0, ("tracks", 3): 0, ("tracks", 4): 0,
         ("listen_history", 3): 1, ("listen_history", 4): 0,
     }  # fmt: skip
+
+
+def test_a_smaller_page_size_is_asked_for_on_every_page_and_progress_logged_per_tenth(
+    pipeline: dlt.Pipeline,
+    duckdb_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # 12 is not the API's default size (100): a page asked without it would come back larger
+    monkeypatch.setenv("SOURCES__MOOVITAMIX__PAGE_SIZE", "12")
+    caplog.set_level(logging.INFO, logger=source.log.name)
+    endpoints = ("users", "tracks", "listen_history")
+    with running_api(**WORLD) as api:
+        summary = run_extraction(pipeline, api.url)
+        requests = {e: [api.request_count(e, page) for page in range(1, 24)] for e in endpoints}
+
+    assert [t.read for t in summary.tables] == [250, 120, 250]
+    assert current_counts(duckdb_path) == (250, 120, 250)
+    # 250 records are 21 pages of 12 and 120 are 10: each asked once, none past the end
+    assert requests == {
+        "users": [1] * 21 + [0] * 2,
+        "tracks": [1] * 10 + [0] * 13,
+        "listen_history": [1] * 21 + [0] * 2,
+    }
+    logged: dict[str, list[int]] = {}
+    for record in caplog.records:
+        if progress := re.match(r"(\w+): page (\d+)/(\d+)", record.getMessage()):
+            logged.setdefault(progress[1], []).append(int(progress[2]))
+    # a progress line per tenth of the pages, in whole pages: every 2nd of 21, each one of 10
+    assert logged == {
+        "users": list(range(2, 22, 2)),
+        "tracks": list(range(1, 11)),
+        "listen_history": list(range(2, 22, 2)),
+    }
+
+
+def test_dlt_s_configured_attempts_and_timeout_apply(pipeline: dlt.Pipeline) -> None:
+    # the fixture configures 4 attempts (dlt's default is 5) and a 1 s timeout (default 60 s)
+    faults = FaultPlan(
+        [
+            Fault("users", 1, "slow", times=1, arg=1.5),
+            Fault("tracks", 2, "status", times=FOREVER, arg=503),
+        ]
+    )
+    with running_api(**WORLD, faults=faults) as api:
+        with pytest.raises(ExtractionError, match="tracks page 2: request failed after retries"):
+            run_extraction(pipeline, api.url)
+        attempts = (api.request_count("users", 1), api.request_count("tracks", 2))
+
+    assert attempts == (2, 4)  # the slow answer timed out once; the 503 was tried 4 times
+
+
+def test_a_refused_request_is_counted_once_and_not_retried(pipeline: dlt.Pipeline) -> None:
+    reports: dict[str, source.EndpointReport] = {}
+    faults = FaultPlan([Fault("users", 2, "status", times=FOREVER, arg=400)])
+    with running_api(**WORLD, faults=faults) as api:
+        with pytest.raises(Exception, match="users page 2: request failed after retries: 400"):
+            pipeline.extract(moovitamix_source(api.url, None, reports))
+        attempts = api.request_count("users", 2)
+
+    assert attempts == 1
+    assert (reports["users"].error_responses, reports["users"].rate_limited) == (1, 0)
+
+
+def test_an_endpoint_with_no_page_read_is_refused_by_name() -> None:
+    with pytest.raises(ExtractionError) as refused:
+        source.EndpointReport("tracks").check_complete()
+
+    assert str(refused.value) == "tracks: no page was read"
 
 
 class ExtraFields(World):

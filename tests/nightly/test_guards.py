@@ -27,7 +27,7 @@ from core.lock import ACQUIRE_PATIENCE_SECONDS, LockHeld, exclusive, is_held
 from nightly.alerts import MAX_FINDING_LINES, compose, send
 from nightly.ledger import ERROR, FAILED, REFUSED, SUCCESS, WARNED, WARNING, Finding, RunRecord
 from nightly.privacy import ERASURE_SCHEMA
-from nightly.publish import publish
+from nightly.publish import _check_snapshot, publish
 from tests.support import query
 
 STARTED = datetime(2026, 1, 1, 2, tzinfo=UTC)
@@ -130,6 +130,26 @@ def test_error_findings_replace_the_summary_and_come_first_then_are_cut() -> Non
         *[f"ERROR raw.t{n}: {n} rows" for n in range(1, MAX_FINDING_LINES + 1)],
         "... and 3 more (ops.run_findings)",
     ]
+
+
+def test_a_failed_run_names_free_space_and_what_to_do_and_a_warned_run_neither(
+    tmp_path: Path,
+) -> None:
+    report = tmp_path / "runs" / "20260101T020000Z.md"
+    sick = {"free_bytes": 2_345_678_901, "action": "free space on the disk of /data"}
+    failed = compose(run(FAILED, **sick), False, report)
+    refused = compose(run(REFUSED, **sick), False)
+    warned = compose(run(WARNED, [finding(WARNING, 1)], **sick), True)
+
+    assert failed is not None and refused is not None and warned is not None
+    assert failed.splitlines()[1:] == [
+        "Free space in the data folder: 2,345.7 MB",
+        "What to do: free space on the disk of /data",
+        f"Run report: {report.resolve()}",
+    ]
+    # a refused run did not fail for want of space: what to do, without the free space
+    assert refused.splitlines()[1:] == ["What to do: free space on the disk of /data"]
+    assert warned.splitlines()[1:] == ["WARNING raw.t1: 1 rows"]
 
 
 class Webhook:
@@ -290,6 +310,27 @@ def test_publish_copies_the_analyst_schemas_only_read_only_with_no_leftovers(
     assert query(target, "select count(*) from marts.dim_users") == [(7,)]
     assert stat.S_IMODE(target.stat().st_mode) == 0o400
     assert (target.stat().st_uid, target.stat().st_gid) == (os.getuid(), group.gr_gid)
+
+
+def test_the_new_file_is_refused_unless_1x_clients_can_open_it_with_every_row(
+    tmp_path: Path,
+) -> None:
+    files = {version: tmp_path / f"{version}.duckdb" for version in ("v1.0.0", "v1.2.0")}
+    with duckdb.connect() as connection:
+        for version, path in files.items():
+            connection.execute(f"attach '{path}' as f (storage_version '{version}')")
+            connection.execute("create table f.t as select * from range(3)")
+            connection.execute("detach f")
+
+    _check_snapshot(files["v1.0.0"], {"t": 3})
+    with pytest.raises(RuntimeError) as newer:
+        _check_snapshot(files["v1.2.0"], {"t": 3})
+    with pytest.raises(RuntimeError) as short:
+        _check_snapshot(files["v1.0.0"], {"t": 4})
+    assert str(newer.value) == (
+        "the new file has storage version v1.2.0+, not v1.0.0: DuckDB 1.x clients could not open it"
+    )
+    assert str(short.value) == "t has 3 rows in the new file, 4 copied"
 
 
 def test_a_publish_that_fails_leaves_the_old_file_and_no_leftovers(tmp_path: Path) -> None:

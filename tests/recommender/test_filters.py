@@ -1,0 +1,308 @@
+"""What scoring never serves, for every model kind (not only the champion's): a played track, a
+track gone from the catalogue; what it serves a user it knows nothing of; and the cold start.
+
+Small and in memory (a 300-user world, models fitted in well under a second), so that
+`make mutation` runs them once per mutant of recommender/models.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from implicit.cpu.topk import topk
+from implicit.nearest_neighbours import bm25_weight
+from threadpoolctl import threadpool_limits
+
+from dev_api.world import World
+from recommender.data import PAIR_KEY, Interactions
+from recommender.models import (
+    MODEL_KINDS,
+    Als,
+    CoListen,
+    Model,
+    Popularity,
+    load,
+    recommend,
+    recommend_batches,
+    unplayed,
+)
+from recommender.progress import Progress
+from recommender.scoring import cold_start
+from tests.recommender.tiny import world_catalogue, world_listens
+
+K = 10
+ALS = {
+    "factors": 8,
+    "regularization": 0.05,
+    "alpha": 2.0,
+    "iterations": 4,
+    "bm25_k1": 50.0,  # not implicit's defaults (100, 0.8): the configured ones must apply
+    "bm25_b": 0.5,
+    "random_state": 7,
+}
+PARAMS = {"popularity": {}, "co_listen": {"neighbours": 50}, "als": ALS}
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return World(seed=5, users=300, tracks=150, listens=12)
+
+
+@pytest.fixture(scope="module")
+def listens(world: World) -> Interactions:
+    return world_listens(world)
+
+
+@pytest.fixture(scope="module", params=sorted(PARAMS))
+def fitted(request: pytest.FixtureRequest, listens: Interactions) -> Model:
+    model = MODEL_KINDS[request.param](PARAMS[request.param])
+    model.fit(listens)
+    return model
+
+
+def played_keys(listens: Interactions) -> np.ndarray:
+    played = listens.matrix.tocoo()
+    return listens.user_ids[played.row] * PAIR_KEY + listens.track_ids[played.col]
+
+
+def test_every_model_kind_never_serves_a_played_or_delisted_track(
+    fitted: Model, listens: Interactions
+) -> None:
+    delisted = fitted.track_ids[::7]  # tracks gone from the catalogue since the fit
+    catalogue = np.setdiff1d(fitted.track_ids, delisted)
+    rows = np.arange(len(listens.user_ids))
+    top = recommend(fitted, listens, rows, K, catalogue)
+
+    assert len(delisted) > 10 and top.track_ids.shape == (len(rows), K)
+    served = top.track_ids >= 0
+    keys = listens.user_ids[rows][:, None] * PAIR_KEY + top.track_ids
+    assert served.sum() > len(rows) * K // 2
+    assert not np.isin(keys[served], played_keys(listens)).any()
+    assert not np.isin(top.track_ids[served], delisted).any()
+    assert np.isin(top.track_ids[served], catalogue).all()
+    # distinct tracks, best first, NaN exactly where nothing is served
+    assert all(len(set(row[row >= 0])) == (row >= 0).sum() for row in top.track_ids)
+    assert np.isnan(top.scores[~served]).all() and not np.isnan(top.scores[served]).any()
+    assert (np.diff(np.nan_to_num(top.scores, nan=-1e300), axis=1) <= 1e-6).all()
+
+
+@pytest.mark.parametrize("kind", ["popularity", "als"])
+def test_popularity_and_als_fill_every_slot_when_enough_tracks_are_unplayed(
+    kind: str, listens: Interactions
+) -> None:
+    model = MODEL_KINDS[kind](PARAMS[kind])  # co-listen serves only neighbours of played tracks
+    model.fit(listens)
+    rows = np.arange(len(listens.user_ids))
+    top = recommend(model, listens, rows, K, model.track_ids)
+    distinct_played = np.diff(listens.on_tracks(model.track_ids).indptr)
+
+    assert (len(model.track_ids) - distinct_played >= K).all()
+    assert (top.track_ids >= 0).all()
+
+
+def test_a_user_the_model_knows_nothing_of_gets_nothing(
+    fitted: Model, listens: Interactions
+) -> None:
+    stranger, unknown_track = listens.user_ids.max() + 1, listens.track_ids.max() + 1
+    known = listens.matrix.tocoo()
+    with_stranger = Interactions.from_pairs(
+        np.append(listens.user_ids[known.row], stranger),
+        np.append(listens.track_ids[known.col], unknown_track),
+        np.append(known.data, 3.0),
+    )
+    rows = np.arange(len(with_stranger.user_ids))
+    top = recommend(fitted, with_stranger, rows, K, fitted.track_ids)
+
+    assert with_stranger.user_ids[-1] == stranger
+    assert (top.track_ids[-1] == -1).all() and np.isnan(top.scores[-1]).all()
+    assert (top.track_ids[:-1, 0] >= 0).all()
+
+
+def test_batches_of_any_size_serve_the_same_and_count_every_user(
+    fitted: Model, listens: Interactions
+) -> None:
+    rows = np.arange(0, len(listens.user_ids), 2)
+    whole = recommend(fitted, listens, rows, K, fitted.track_ids)
+    reports: list[str] = []
+    progress = Progress(reports.append, every_seconds=0)
+    progress.step("scoring", total=len(rows), unit="users")
+    batches = list(
+        recommend_batches(fitted, listens, rows, K, fitted.track_ids, progress, batch_users=7)
+    )
+
+    assert [len(batch) for batch, _ in batches] == [7] * (len(rows) // 7) + (
+        [len(rows) % 7] if len(rows) % 7 else []
+    )
+    np.testing.assert_array_equal(np.concatenate([batch for batch, _ in batches]), rows)
+    np.testing.assert_array_equal(
+        np.concatenate([top.track_ids for _, top in batches]), whole.track_ids
+    )
+    assert reports[-1].startswith(f"scoring: {len(rows):,}/{len(rows):,} users")
+
+
+def test_a_saved_model_loads_back_and_serves_the_same(
+    fitted: Model, listens: Interactions, tmp_path
+) -> None:
+    fitted.save(tmp_path / "model")
+    loaded = load(tmp_path / "model")
+    rows = np.arange(len(listens.user_ids))
+
+    assert (type(loaded), loaded.kind, loaded.params) == (type(fitted), fitted.kind, fitted.params)
+    np.testing.assert_array_equal(loaded.track_ids, fitted.track_ids)
+    np.testing.assert_array_equal(loaded.listener_counts, fitted.listener_counts)
+    before = recommend(fitted, listens, rows, K, fitted.track_ids)
+    after = recommend(loaded, listens, rows, K, fitted.track_ids)
+    np.testing.assert_array_equal(after.track_ids, before.track_ids)
+    np.testing.assert_allclose(after.scores, before.scores, rtol=1e-5)
+
+
+def test_popularity_serves_the_most_listened_unplayed_tracks(listens: Interactions) -> None:
+    model = Popularity({})
+    model.fit(listens)
+    pairs = listens.matrix.tocoo()
+    listeners: dict[int, set[int]] = {}
+    for row, column in zip(pairs.row, pairs.col, strict=True):
+        listeners.setdefault(int(listens.track_ids[column]), set()).add(int(row))
+    ranking = sorted(listeners, key=lambda track: (-len(listeners[track]), track))
+    rows = np.arange(0, len(listens.user_ids), 9)
+    top = recommend(model, listens, rows, K, model.track_ids)
+
+    assert [listeners[int(t)].__len__() for t in model.track_ids] == model.listener_counts.tolist()
+    for row, served in zip(rows, top.track_ids.tolist(), strict=True):
+        mine = set(listens.track_ids[listens.matrix[row].indices].tolist())
+        assert served == [track for track in ranking if track not in mine][:K]
+
+
+def test_the_co_listen_tilt_multiplies_scores_by_listeners_plus_one_to_the_exponent(
+    listens: Interactions,
+) -> None:
+    plain, tilted = (
+        CoListen({"neighbours": 50}),
+        CoListen({"neighbours": 50, "popularity_exponent": 1.0}),
+    )
+    plain.fit(listens)
+    tilted.fit(listens)
+    rows = np.arange(0, len(listens.user_ids), 5)
+    wide = len(plain.track_ids)
+    a = recommend(plain, listens, rows, wide, plain.track_ids)
+    b = recommend(tilted, listens, rows, wide, plain.track_ids)
+    listeners = dict(zip(plain.track_ids.tolist(), plain.listener_counts.tolist(), strict=True))
+
+    compared = 0
+    for tracks_a, scores_a, tracks_b, scores_b in zip(
+        a.track_ids, a.scores, b.track_ids, b.scores, strict=True
+    ):
+        score_a = {
+            t: s for t, s in zip(tracks_a.tolist(), scores_a.tolist(), strict=True) if t >= 0
+        }
+        for track, score in zip(tracks_b.tolist(), scores_b.tolist(), strict=True):
+            if track >= 0 and track in score_a:
+                assert score == pytest.approx(score_a[track] * (listeners[track] + 1), rel=1e-4)
+                compared += 1
+    assert compared > len(rows) * K
+
+
+def test_als_is_seeded_reports_each_iteration_and_folds_in_like_implicit(
+    listens: Interactions,
+) -> None:
+    first, second = Als(ALS), Als(ALS)
+    reports: list[str] = []
+    progress = Progress(reports.append, every_seconds=0)
+    progress.step("fitting", total=ALS["iterations"], unit="iterations")
+    first.fit(listens, progress)
+    second.fit(listens)
+    rows = np.arange(0, len(listens.user_ids), 3)
+    top = recommend(first, listens, rows, K, first.track_ids)
+    # implicit's own path: fold in with recalculate_user, top k with the played tracks filtered
+    user_items = listens.on_tracks(first.track_ids)
+    weighted = first._weighted(user_items)[rows]
+    with threadpool_limits(1, "blas"):
+        factors = first.model.recalculate_user(np.arange(len(rows)), weighted)
+        columns, scores = topk(
+            first.model.item_factors, factors, K, filter_query_items=user_items[rows]
+        )
+
+    np.testing.assert_array_equal(first.model.item_factors, second.model.item_factors)
+    # fitted with the hyper-parameters given, not implicit's defaults
+    weighted = first._weighted(listens.matrix)
+    expected = bm25_weight(listens.matrix, K1=ALS["bm25_k1"], B=ALS["bm25_b"]).tocsr()
+    assert weighted.dtype == np.float32
+    np.testing.assert_allclose(weighted.toarray(), expected.toarray(), rtol=1e-6)
+    assert first.model.item_factors.shape == (len(first.track_ids), ALS["factors"])
+    assert (first.model.regularization, first.model.alpha, first.model.iterations) == (
+        ALS["regularization"],
+        ALS["alpha"],
+        ALS["iterations"],
+    )
+    assert reports[-1].startswith(f"fitting: {ALS['iterations']}/{ALS['iterations']} iterations")
+    assert first.model.user_factors is None
+    np.testing.assert_allclose(top.scores, scores, rtol=1e-4, atol=1e-5)
+    assert (top.track_ids == first.track_ids[columns]).mean() > 0.99
+
+
+def test_unplayed_keeps_the_first_k_unplayed_candidates_in_order() -> None:
+    columns = np.array([[3, 1, 4, 0, 2], [0, 1, 2, 3, -1]])
+    scores = np.array([[9.0, 8.0, 7.0, 6.0, 5.0], [4.0, 3.0, 2.0, 1.0, 0.0]])
+    played = sp.csr_matrix((np.ones(3, dtype=np.float32), ([0, 0, 1], [1, 4, 2])), shape=(2, 5))
+    for k in (2, 3, 4):
+        out_columns, out_scores = unplayed(columns, scores, played, k)
+        for row in range(2):
+            mine = set(played[row].indices.tolist())
+            kept = [
+                (c, s)
+                for c, s in zip(columns[row].tolist(), scores[row].tolist(), strict=True)
+                if c >= 0 and c not in mine
+            ][:k]
+            missing = k - len(kept)
+            assert out_columns[row].tolist() == [c for c, _ in kept] + [-1] * missing
+            assert out_scores[row, : len(kept)].tolist() == [s for _, s in kept]
+            assert (out_scores[row, len(kept) :] < -1e30).all()
+
+
+def test_cold_start_serves_the_genre_s_most_listened_unplayed_listed_tracks(
+    world: World, listens: Interactions
+) -> None:
+    model = Popularity({})
+    model.fit(listens)
+    catalogue = world_catalogue(world)
+    delisted = int(model.track_ids[np.argmax(model.listener_counts)])  # the most listened
+    listed = {track: genres for track, genres in catalogue.items() if track != delisted}
+    counts = dict(zip(model.track_ids.tolist(), model.listener_counts.tolist(), strict=True))
+    genre = max(
+        {g for genres in listed.values() for g in genres},
+        key=lambda g: sum(g in genres for genres in listed.values()),
+    )
+    ranked = sorted(
+        (t for t in model.track_ids.tolist() if t in listed),
+        key=lambda track: (-counts[track], track),
+    )
+    in_genre = [track for track in ranked if genre in listed[track]]
+    played_tracks = in_genre[:2]
+    played = sp.csr_matrix(
+        (np.ones(2, dtype=np.float32), ([0, 0], np.searchsorted(model.track_ids, played_tracks))),
+        shape=(3, len(model.track_ids)),
+    )
+    tracks, scores = cold_start(model, [genre, genre, None], listed, K, played)
+
+    assert len(in_genre) > K + 2
+    assert tracks[0].tolist() == in_genre[2 : K + 2]
+    assert tracks[1].tolist() == in_genre[:K]
+    assert tracks[2].tolist() == ranked[:K]  # no favourite genre: every genre
+    assert delisted not in tracks
+    assert scores[0].tolist() == [counts[track] for track in in_genre[2 : K + 2]]
+
+
+def test_a_small_genre_gives_fewer_cold_start_tracks_and_no_more(
+    world: World, listens: Interactions
+) -> None:
+    model = Popularity({})
+    model.fit(listens)
+    catalogue = world_catalogue(world)
+    few = [int(track) for track in model.track_ids[:3]]
+    tagged = {t: (["Tiny"] if t in few else genres) for t, genres in catalogue.items()}
+    played = sp.csr_matrix((1, len(model.track_ids)), dtype=np.float32)
+    tracks, scores = cold_start(model, ["Tiny"], tagged, K, played)
+
+    assert sorted(tracks[0, :3].tolist()) == sorted(few)
+    assert (tracks[0, 3:] == -1).all() and np.isnan(scores[0, 3:]).all()
