@@ -12,11 +12,12 @@ import contextlib
 import statistics
 import time
 
-from core.dbt import FAILED_STATUSES, run_dbt
+from core.dbt import FAILED_STATUSES
 from core.warehouse import RAW_SCHEMA
 from dev_api.server import serve_next_day
 from extract.pipeline import extract_verified, load_verified, make_pipeline
 from extract.source import EndpointReport, ExtractionError
+from nightly import engine
 from nightly.checks import duration_finding, listens_finding, new_test_warnings, volume_findings
 from nightly.failures import DeadlineExceeded, StepFailed
 from nightly.ledger import ERROR, INFO, Finding, RunRecord, TableVolume, utc_now
@@ -115,8 +116,9 @@ def privacy(run: NightlyRun) -> None:
 
 
 def dbt_build(run: NightlyRun) -> None:
-    """`dbt build`; a model that fails is a failed step, a test that fails a data-quality error."""
-    build = run.build = run_dbt(run.config.paths, "build", inherit_fds=(run.lock_descriptor,))
+    """`dbt build` (on the configured engine); a model that fails is a failed step, a test that
+    fails a data-quality error."""
+    build = run.build = engine.build(run.config.paths, inherit_fds=(run.lock_descriptor,))
     run.record.nodes = list(build.nodes)
     print(build.render())
     if broken := build.broken_models():
