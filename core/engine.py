@@ -34,9 +34,16 @@ PENDING = "PENDING"
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """warehouse.engine: MOOVITAMIX_ENGINE, WAREHOUSE__ENGINE or [warehouse] engine."""
+    """warehouse.engine: MOOVITAMIX_ENGINE, WAREHOUSE__ENGINE or [warehouse] engine; and the
+    Spark session's sizing (WAREHOUSE__SPARK_*), which profiles.yml reads."""
 
     engine: str = DUCKDB
+    # Spark's master: local mode on every core here; a cluster's URL (spark://, yarn, k8s://)
+    spark_master: str = "local[*]"
+    # the driver's heap (in local mode the executors run in it too)
+    spark_driver_memory: str = "4g"
+    # partitions of each shuffle: Spark's 200 suit a cluster, not one machine's night
+    spark_shuffle_partitions: int = 8
 
     @classmethod
     def from_config(cls) -> EngineSettings:
@@ -104,13 +111,17 @@ class SparkLayout:
 def dbt_environment(paths: Paths) -> dict[str, str]:
     """What profiles.yml and the Spark macros read: the target (`DBT_TARGET`), Spark's folders
     and the lake snapshot with its tables. Empty on DuckDB."""
-    if not EngineSettings.from_config().is_spark:
+    settings = EngineSettings.from_config()
+    if not settings.is_spark:
         return {}
     layout = SparkLayout.of(paths)
     snapshot = layout.readable_snapshot()
     tables = sorted(p.name for p in snapshot.iterdir() if p.is_dir()) if snapshot else []
     return {
         "DBT_TARGET": os.environ.get("DBT_TARGET", SPARK),
+        "MOOVITAMIX_SPARK_MASTER": settings.spark_master,
+        "MOOVITAMIX_SPARK_DRIVER_MEMORY": settings.spark_driver_memory,
+        "MOOVITAMIX_SPARK_SHUFFLE_PARTITIONS": str(settings.spark_shuffle_partitions),
         "MOOVITAMIX_SPARK_WAREHOUSE": str(layout.warehouse_dir),
         "MOOVITAMIX_SPARK_METASTORE": str(layout.metastore_dir),
         "MOOVITAMIX_LAKE_RAW": str(snapshot or ""),
