@@ -37,13 +37,14 @@ def build(paths: Paths, inherit_fds: tuple[int, ...] = ()) -> DbtRun:
     if spark.broken_models() or (spark.returncode != 0 and not spark.tests(*FAILED_STATUSES)):
         return spark
     import_marts(paths, built_models(spark))
+    if spark.returncode != 0:  # failed tests: the marts as far as built; the lake stays as it was
+        return spark
     duckdb = run_dbt(
         paths, "build", "--target", DUCKDB_TARGET, "-s", DUCKDB_MODELS, inherit_fds=inherit_fds
     )
-    both = DbtRun(spark.args, max(spark.returncode, duckdb.returncode), spark.nodes + duckdb.nodes)
-    if both.returncode == 0:
+    if duckdb.returncode == 0:
         lake.commit(paths)
-    return both
+    return DbtRun(spark.args, duckdb.returncode, spark.nodes + duckdb.nodes)
 
 
 def built_models(run: DbtRun) -> set[str]:
