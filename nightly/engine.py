@@ -66,7 +66,13 @@ def import_marts(paths: Paths, models: set[str]) -> dict[str, int]:
         for schema, table in spark_tables(paths, models):
             folder = layout.table_dir(schema, table)
             connection.execute(f"create schema if not exists {schema}")
-            connection.execute(f'drop view if exists {schema}."{table}"')
+            kind = connection.execute(
+                "select table_type from information_schema.tables "
+                "where table_schema = ? and table_name = ?",
+                [schema, table],
+            ).fetchone()
+            if kind and kind[0] == "VIEW":  # a model that was a view before
+                connection.execute(f'drop view {schema}."{table}"')
             connection.execute(
                 f'create or replace table {schema}."{table}" as '
                 f"select * from read_parquet('{folder}/*.parquet')"

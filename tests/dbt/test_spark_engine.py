@@ -20,6 +20,7 @@ import duckdb
 import pytest
 
 from core.engine import CURRENT, PENDING, SparkLayout
+from dev_api.faults import FaultPlan
 from dev_api.server import running_api
 from dev_api.world import World
 from nightly.engine import IMPORTED_SCHEMAS
@@ -93,7 +94,7 @@ def spark_nights(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkNigh
         lake_before, analytics_before = lake_state(layout), digest(config.paths.analytics)
         # a third night whose Spark cannot start: the build fails after raw was exported
         api.set_day(day_number + 2)
-        api.faults = None
+        api.faults = FaultPlan()
         environment.setenv("WAREHOUSE__SPARK_DRIVER_MEMORY", "1k")
         failed = run_night(STEPS, config)
         yield SparkNights(
