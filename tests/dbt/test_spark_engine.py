@@ -97,15 +97,16 @@ def spark_nights(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkNigh
         api.faults = FaultPlan()
         environment.setenv("WAREHOUSE__SPARK_DRIVER_MEMORY", "1k")
         failed = run_night(STEPS, config)
-        yield SparkNights(
-            config=config,
-            nights=(first, second),
-            failed=failed,
-            lake_before_failure=lake_before,
-            lake_after_failure=lake_state(layout),
-            analytics_before_failure=analytics_before,
-            analytics_after_failure=digest(config.paths.analytics),
-        )
+    # outside the environment above: the DuckDB fixture compared with it runs on DuckDB
+    yield SparkNights(
+        config=config,
+        nights=(first, second),
+        failed=failed,
+        lake_before_failure=lake_before,
+        lake_after_failure=lake_state(layout),
+        analytics_before_failure=analytics_before,
+        analytics_after_failure=digest(config.paths.analytics),
+    )
 
 
 def test_the_nightly_job_runs_end_to_end_on_spark(spark_nights: SparkNights) -> None:
