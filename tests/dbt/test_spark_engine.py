@@ -142,15 +142,17 @@ def test_every_mart_and_feature_table_equals_duckdb(
     with duckdb.connect() as connection:
         connection.execute("attach ? as duck (read_only)", [str(warehouse.duckdb_file)])
         tables = connection.execute(
-            "select table_schema, table_name from duck.information_schema.tables "
-            f"where table_schema in {IMPORTED_SCHEMAS} and table_type = 'BASE TABLE' "
+            "select table_schema, table_name from information_schema.tables "
+            f"where table_catalog = 'duck' and table_schema in {IMPORTED_SCHEMAS} "
+            "and table_type = 'BASE TABLE' "
             "order by all"
         ).fetchall()
         assert len(tables) >= 8, tables
         for schema, table in tables:
             columns = connection.execute(
-                "select column_name, data_type from duck.information_schema.columns "
-                "where table_schema = ? and table_name = ? order by ordinal_position",
+                "select column_name, data_type from information_schema.columns where "
+                "table_catalog = 'duck' and table_schema = ? and table_name = ? "
+                "order by ordinal_position",
                 [schema, table],
             ).fetchall()
             selected = ", ".join(
