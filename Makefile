@@ -28,8 +28,20 @@ $(BIN)/.installed: requirements.lock pyproject.toml | $(UV)
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
 
+# The Spark engine's extra (dbt-spark, pyspark): installed when the engine is chosen in the
+# environment (MOOVITAMIX_ENGINE=spark or WAREHOUSE__ENGINE=spark), or by `make spark-install`.
+SPARK_CHOSEN := $(filter spark,$(MOOVITAMIX_ENGINE) $(WAREHOUSE__ENGINE))
+
 .PHONY: install
-install: $(BIN)/.installed ## Create .venv with the pinned dependencies
+install: $(BIN)/.installed $(if $(SPARK_CHOSEN),$(BIN)/.spark-installed) ## Create .venv with the pinned dependencies (and the Spark extra when MOOVITAMIX_ENGINE=spark)
+
+$(BIN)/.spark-installed: requirements-spark.lock $(BIN)/.installed
+	@command -v java >/dev/null || { echo "the Spark engine needs a Java 17 runtime (Debian: apt-get install openjdk-17-jre-headless)"; exit 1; }
+	$(UV) pip install --quiet --python $(BIN)/python -r requirements-spark.lock
+	touch $@
+
+.PHONY: spark-install
+spark-install: $(BIN)/.spark-installed ## Install the Spark engine's extra into .venv (dbt-spark, pyspark; needs Java 17)
 
 $(AIRFLOW_BIN)/.installed: orchestration/requirements-airflow.lock pyproject.toml | $(UV)
 	$(UV) venv --quiet --clear --python $(PYTHON) $(AIRFLOW_VENV)
@@ -89,6 +101,10 @@ dbt: install ## Any dbt command on the configured warehouse, under the run lock 
 serve: install ## Serve recommendations over data/analytics.duckdb on http://127.0.0.1:8001 (docs at /docs)
 	$(BIN)/python -m serve
 
+.PHONY: bench-spark
+bench-spark: install spark-install ## The dbt layer on DuckDB and on Spark (local mode) at 100,000 users, side by side (ARGS=)
+	$(BIN)/python -m benchmarks.spark_bench $(ARGS)
+
 .PHONY: bench-reco-scale
 bench-reco-scale: install ## Recommender at 1,000,000 users x 100,000 tracks: training, first, typical and quiet nights' scoring vs the floor
 	$(BIN)/python -m benchmarks.reco_scale $(ARGS)
@@ -122,7 +138,7 @@ airflow-standalone: airflow ## Airflow's UI on http://127.0.0.1:8080 with the DA
 TEST_WORKERS ?= 0
 
 .PHONY: test
-test: install airflow lint ## Lint, then the test suite (TEST_WORKERS=0), then the Airflow DAG tests in .venv-airflow
+test: install spark-install airflow lint ## Lint, then the test suite (TEST_WORKERS=0; Spark tests included), then the Airflow DAG tests in .venv-airflow
 	$(BIN)/pytest -n $(TEST_WORKERS)
 	$(AIRFLOW_BIN)/pytest tests/orchestration
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import lock
+from core import engine, lock
 from core.paths import DataDirError, Paths
 from core.privacy import PrivacySettings
 from core.warehouse import DuckDBSettings
@@ -124,6 +124,7 @@ def run_dbt(
         **os.environ,
         "MOOVITAMIX_DUCKDB_PATH": str(paths.warehouse),
         **DuckDBSettings.from_config().environment(paths.warehouse),  # profiles.yml `settings`
+        **engine.dbt_environment(paths),  # the Spark target and its folders, when chosen
         "DBT_PROFILES_DIR": os.environ.get("DBT_PROFILES_DIR", str(REPO_ROOT)),
         "DBT_USE_COLORS": "false",
     }

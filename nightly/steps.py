@@ -12,11 +12,12 @@ import contextlib
 import statistics
 import time
 
-from core.dbt import FAILED_STATUSES, DbtRun, run_dbt
+from core.dbt import FAILED_STATUSES, DbtRun
 from core.warehouse import RAW_SCHEMA
 from dev_api.server import serve_next_day
 from extract.pipeline import extract_verified, load_verified, make_pipeline
 from extract.source import EndpointReport, ExtractionError
+from nightly import engine
 from nightly.changes import (
     Manifest,
     current_state,
@@ -123,13 +124,14 @@ def privacy(run: NightlyRun) -> None:
 
 def dbt_build(run: NightlyRun) -> None:
     """`dbt build` of what tonight's data reaches (nightly.changes: everything on a first night,
-    after a failed one, or with NIGHTLY__FULL_REBUILD); the rest is recorded as skipped. A model
-    that fails is a failed step, a test that fails a data-quality error."""
+    after a failed one, with NIGHTLY__FULL_REBUILD, or on the Spark engine), on the configured
+    engine (nightly.engine); the rest is recorded as skipped. A model that fails is a failed
+    step, a test that fails a data-quality error."""
     paths = run.config.paths
     plan = plan_build(paths, run.settings.full_rebuild)
     args = plan.dbt_args()
     build = (
-        run_dbt(paths, *args, inherit_fds=(run.lock_descriptor,))
+        engine.build(paths, args, inherit_fds=(run.lock_descriptor,))
         if args
         else DbtRun(("build",), 0, ())
     )

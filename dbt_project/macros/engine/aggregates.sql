@@ -13,3 +13,7 @@
 {% macro duckdb__entropy_bits(share_column) -%}
     coalesce(-sum(case when {{ share_column }} > 0 then {{ share_column }} * log2({{ share_column }}) end), 0)
 {%- endmacro %}
+
+{% macro spark__entropy_bits(share_column) -%}
+    coalesce(-sum(case when {{ share_column }} > 0 then {{ share_column }} * log2({{ share_column }}) end), 0)
+{%- endmacro %}

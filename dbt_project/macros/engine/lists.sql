@@ -73,3 +73,27 @@
 {% macro duckdb__cross_join_unnest(list_expression, element_alias) -%}
     cross join unnest({{ list_expression }}) as unnested_elements ({{ element_alias }})
 {%- endmacro %}
+
+{% macro spark__json_to_bigint_list(column) -%}
+    from_json({{ column }}, 'array<bigint>')
+{%- endmacro %}
+
+{% macro spark__list_length(list_expression) -%}
+    array_size({{ list_expression }})
+{%- endmacro %}
+
+{% macro spark__list_null_count(list_expression) -%}
+    (array_size({{ list_expression }}) - array_size(filter({{ list_expression }}, element -> element is not null)))
+{%- endmacro %}
+
+{#- Spark's posexplode counts from 0: inline() over (element, 1-based position) structs instead -#}
+{% macro spark__cross_join_unnest_with_position(list_expression, element_alias, position_alias) -%}
+    lateral view inline(
+        transform({{ list_expression }}, (element, element_index) -> named_struct(
+            '{{ element_alias }}', element, '{{ position_alias }}', element_index + 1))
+    ) unnested_elements as {{ element_alias }}, {{ position_alias }}
+{%- endmacro %}
+
+{% macro spark__cross_join_unnest(list_expression, element_alias) -%}
+    lateral view explode({{ list_expression }}) unnested_elements as {{ element_alias }}
+{%- endmacro %}

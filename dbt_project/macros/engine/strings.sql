@@ -65,3 +65,36 @@
         ''
     )
 {%- endmacro %}
+
+{#- Java's `$` also matches before a final line break: the extracted match must be the whole string -#}
+{% macro spark__parse_duration_seconds(column) -%}
+    case
+        when regexp_extract({{ column }}, '^[0-9]{1,2}:[0-5][0-9]$', 0) = {{ column }}
+            and {{ column }} not in ('0:00', '00:00')
+            then cast(split_part({{ column }}, ':', 1) as integer) * 60
+                + cast(split_part({{ column }}, ':', 2) as integer)
+    end
+{%- endmacro %}
+
+{#- array_distinct keeps each element's first occurrence, in order -#}
+{% macro spark__normalise_genre_list(column) -%}
+    array_distinct(transform(
+        filter(transform(split({{ column }}, ','), part -> trim(part)), part -> part <> ''),
+        genre -> {{ moovitamix.spark__title_case('genre') }}
+    ))
+{%- endmacro %}
+
+{% macro spark__title_case(column) -%}
+    array_join(
+        transform(
+            split(lower({{ column }}), ''),
+            (letter, letter_index) -> case
+                when letter_index = 0
+                    or not (split(lower({{ column }}), '')[letter_index - 1] rlike '\\p{L}')
+                    then upper(letter)
+                else letter
+            end
+        ),
+        ''
+    )
+{%- endmacro %}

@@ -24,3 +24,12 @@
 {% macro duckdb__whole_days_between(start_at, end_at) -%}
     cast(floor(date_diff('second', {{ start_at }}, {{ end_at }}) / 86400.0) as integer)
 {%- endmacro %}
+
+{#- the Spark target's session time zone is UTC (profiles.yml), so the cast keeps UTC wall-clock time -#}
+{% macro spark__to_utc_timestamp(column) -%}
+    cast({{ column }} as timestamp_ntz)
+{%- endmacro %}
+
+{% macro spark__whole_days_between(start_at, end_at) -%}
+    cast(floor(timestampdiff(SECOND, {{ start_at }}, {{ end_at }}) / 86400.0) as integer)
+{%- endmacro %}

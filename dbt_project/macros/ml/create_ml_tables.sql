@@ -5,6 +5,21 @@
     marts this same build makes) writes into them.
 #}
 {% macro create_ml_tables() -%}
+    {{ return(adapter.dispatch('create_ml_tables', 'moovitamix')()) }}
+{%- endmacro %}
+
+{% macro default__create_ml_tables() -%}
+    {{ engine_not_ported('create_ml_tables') }}
+{%- endmacro %}
+
+{#-
+    On Spark nothing: the recommender writes the DuckDB warehouse whatever the engine, and
+    fct_recommendations, the one model that reads schema ml, is built there (nightly/engine.py).
+-#}
+{% macro spark__create_ml_tables() -%}
+{%- endmacro %}
+
+{% macro duckdb__create_ml_tables() -%}
 create schema if not exists ml;
 create table if not exists ml.model_versions (
     model_version bigint not null,

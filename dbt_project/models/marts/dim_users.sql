@@ -11,7 +11,7 @@ final as (
         {% if var('publish_gender') -%}
             gender,
         {%- else -%}
-            cast(null as varchar) as gender,
+            cast(null as {{ dbt.type_string() }}) as gender,
         {%- endif %}
         favorite_genre,
         signed_up_at,

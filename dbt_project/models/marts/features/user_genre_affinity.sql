@@ -22,7 +22,7 @@ track_genres as (
     select
         dim_tracks.track_id,
         unnested_elements.genre,
-        1.0 / {{ list_length('dim_tracks.genres') }} as genre_weight
+        cast(1 as double) / {{ list_length('dim_tracks.genres') }} as genre_weight
     from dim_tracks
     {{ cross_join_unnest('dim_tracks.genres', 'genre') }}
 ),

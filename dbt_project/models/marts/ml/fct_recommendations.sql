@@ -7,7 +7,9 @@
     creates them (macro create_ml_tables), so a fresh clone's first build works.
 #}
 
-{{ config(materialized='view') }}
+{#- On Spark the recommender's tables stay in the DuckDB warehouse: nightly/engine.py builds this
+    view there, over the marts the Spark build made. -#}
+{{ config(materialized='view', enabled=target.type != 'spark') }}
 
 with
 

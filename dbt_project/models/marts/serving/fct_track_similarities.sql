@@ -35,7 +35,12 @@ ranked as (
             partition by track_id order by co_listeners desc, similar_track_id asc
         ) as similarity_rank
     from pairs
-    qualify similarity_rank <= 20
+),
+
+top_ranked as (
+    select *
+    from ranked
+    where similarity_rank <= 20
 ),
 
 final as (
@@ -44,7 +49,7 @@ final as (
         similarity_rank,
         similar_track_id,
         co_listeners
-    from ranked
+    from top_ranked
     order by
         track_id,
         similarity_rank
