@@ -27,6 +27,13 @@ BOUNDS_OF_GRAIN = {
     ("user_id", "track_id"): "listens",
     ("user_id", "genre"): "user_genres",
 }
+# views whose volume test lives on a table of the same rows (a test of the view would rank every
+# raw version again): the view -> that table
+BOUNDED_ELSEWHERE = {
+    "model.moovitamix.base_moovitamix__listen_history": (
+        "model.moovitamix.stg_moovitamix__listen_history"
+    ),
+}
 
 
 @pytest.fixture(scope="module")
@@ -60,12 +67,14 @@ def keys(tests: list[dict[str, Any]]) -> set[tuple[str, ...]]:
 
 def test_every_model_of_a_known_grain_is_bounded_by_it(manifest: dict[str, Any]) -> None:
     checked, wrong = [], []
-    for unique_id, tests in model_tests(manifest).items():
+    tests_of = model_tests(manifest)
+    for unique_id, tests in tests_of.items():
         grains = [BOUNDS_OF_GRAIN[key] for key in keys(tests) if key in BOUNDS_OF_GRAIN]
         if not unique_id.startswith("model.") or not grains:
             continue
         checked.append(unique_id)
-        bounds = [t["kwargs"].get("bounds") for t in tests if t["name"] == "row_count_between"]
+        bounded = tests_of[BOUNDED_ELSEWHERE.get(unique_id, unique_id)]
+        bounds = [t["kwargs"].get("bounds") for t in bounded if t["name"] == "row_count_between"]
         if bounds != grains:
             wrong.append(f"{unique_id}: row_count_between bounds {bounds}, grain {grains}")
     assert not wrong, "\n".join(wrong)

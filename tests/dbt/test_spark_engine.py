@@ -45,8 +45,8 @@ pytestmark = [
 LOAD_STAMPED = frozenset(
     {
         "loaded_at", "load_id", "first_seen_at", "first_seen_load_id", "list_loaded_at",
-        "last_seen_at", "as_of_at", "days_since_signup", "days_since_last_new_listen",
-        "days_since_release",
+        "last_seen_at", "last_new_listen_at", "as_of_at", "days_since_signup",
+        "days_since_last_new_listen", "days_since_release",
     }
 )  # fmt: skip
 ENGINE_MACROS = REPO_ROOT / "dbt_project" / "macros" / "engine"

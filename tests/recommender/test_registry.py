@@ -96,7 +96,7 @@ def test_a_warehouse_dbt_has_not_built_is_refused_for_writes_and_empty_for_reads
         lambda: register(bare, a_version(1)),
         lambda: next_model_version(bare),
         lambda: set_statuses(bare, {1: ("champion", "x")}),
-        lambda: replace_recommendations(bare, []),
+        lambda: replace_recommendations(bare, [], scored_for([])),
     ):
         with pytest.raises(RecommenderError) as refused:
             write()
@@ -164,6 +164,26 @@ def recommendations(users: list[int], version: int, hour: int) -> pa.Table:
     )
 
 
+def scored_for(tables: list[pa.Table]) -> pa.Table:
+    """The ml.scored_users rows of the users in `tables` (what scoring writes beside them)."""
+    rows = sorted(
+        {
+            (user, table["model_version"][0].as_py())
+            for table in tables
+            for user in table["user_id"].to_pylist()
+        }
+    )
+    return pa.table(
+        {
+            "user_id": [user for user, _ in rows],
+            "model_version": [version for _, version in rows],
+            "inputs_hash": pa.array([user * 31 for user, _ in rows], pa.uint64()),
+            "context_hash": [7] * len(rows),
+            "scored_at": pa.array([FIRST_LOAD] * len(rows), pa.timestamp("us")),
+        }
+    )
+
+
 def stored(path: Path) -> list[tuple]:
     return query(
         path, f"select {', '.join(RECOMMENDATION_COLUMNS)} from ml.recommendations order by all"
@@ -172,7 +192,7 @@ def stored(path: Path) -> list[tuple]:
 
 def test_recommendations_are_swapped_whole_or_not_at_all(warehouse: Path) -> None:
     yesterday = [recommendations([1, 2], 4, 0), recommendations([3], 5, 0)]
-    replace_recommendations(warehouse, iter(yesterday))
+    replace_recommendations(warehouse, iter(yesterday), scored_for(yesterday))
     state = recommendations_state(warehouse)
     kept = stored(warehouse)
 
@@ -181,7 +201,9 @@ def test_recommendations_are_swapped_whole_or_not_at_all(warehouse: Path) -> Non
         raise RuntimeError("scoring failed mid-way")
 
     with pytest.raises(RuntimeError, match="mid-way"):
-        replace_recommendations(warehouse, failing())
+        replace_recommendations(
+            warehouse, failing(), scored_for([recommendations([7, 8, 9], 6, 24)])
+        )
 
     expected = sorted(tuple(row.values()) for table in yesterday for row in table.to_pylist())
     assert kept == expected and len(kept) == 6
@@ -192,7 +214,15 @@ def test_recommendations_are_swapped_whole_or_not_at_all(warehouse: Path) -> Non
         "ml.recommendations holds 6 rows for 3 users, generated at "
         f"{FIRST_LOAD:%Y-%m-%d %H:%M:%S} UTC by model version 4, 5"
     )
-    replace_recommendations(warehouse, [recommendations([7], 6, 24)])
+    assert query(warehouse, "select user_id, model_version from ml.scored_users order by 1") == [
+        (1, 4),
+        (2, 4),
+        (3, 5),
+    ]
+    replace_recommendations(
+        warehouse, [recommendations([7], 6, 24)], scored_for([recommendations([7], 6, 24)])
+    )
     assert stored(warehouse) == sorted(
         tuple(row.values()) for row in recommendations([7], 6, 24).to_pylist()
     )
+    assert query(warehouse, "select user_id, model_version from ml.scored_users") == [(7, 6)]

@@ -25,8 +25,10 @@ FIRST_LOAD = datetime(2026, 1, 1, 3, 0)
 
 
 def ml_tables_ddl() -> str:
-    """The body of dbt's create_ml_tables macro: plain SQL, no Jinja inside."""
-    body = re.search(r"-%}(.*){%-", ML_MACRO.read_text(), re.DOTALL)
+    """The body of dbt's create_ml_tables macro on DuckDB: plain SQL, no Jinja inside."""
+    body = re.search(
+        r"macro duckdb__create_ml_tables\(\) -%}(.*?){%- endmacro", ML_MACRO.read_text(), re.DOTALL
+    )
     assert body is not None, f"{ML_MACRO}: no macro body"
     return body.group(1)
 
