@@ -132,14 +132,13 @@ airflow-standalone: airflow ## Airflow's UI on http://127.0.0.1:8080 with the DA
 	PATH=$(CURDIR)/$(AIRFLOW_BIN):$$PATH \
 	$(AIRFLOW_BIN)/airflow standalone
 
-# pytest-xdist workers for the suite: 0 (one process) until the tests sharing a warehouse that
-# some of them open with a writer can be kept on one worker (xdist 3.8's loadgroup does not group
-# under pytest 9: README, Tests)
-TEST_WORKERS ?= 0
+# pytest-xdist workers for the suite, each test file kept on one worker (--dist loadfile): a
+# session fixture is built per worker, in the worker's own temp folder (README, Tests)
+TEST_WORKERS ?= 2
 
 .PHONY: test
-test: install spark-install airflow lint ## Lint, then the test suite (TEST_WORKERS=0; Spark tests included), then the Airflow DAG tests in .venv-airflow
-	$(BIN)/pytest -n $(TEST_WORKERS)
+test: install spark-install airflow lint ## Lint, then the test suite on TEST_WORKERS=2 workers (Spark tests included), then the Airflow DAG tests in .venv-airflow
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 	$(AIRFLOW_BIN)/pytest tests/orchestration
 
 .PHONY: mutation
