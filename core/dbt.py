@@ -29,6 +29,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILT_KINDS = frozenset({"model", "seed", "snapshot"})
 TEST_KINDS = frozenset({"test", "unit_test"})
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
+# a node the nightly job chose not to run (nightly.changes): dbt itself says "skipped" too
+SKIPPED = "skipped"
 EXIT_LOCKED = 75
 # dbt commands that compile models, and so read the project's vars
 MODEL_COMMANDS = frozenset({"build", "run", "test", "compile", "show", "docs", "list", "ls"})

@@ -71,6 +71,16 @@ def commit(paths: Paths) -> None:
             shutil.rmtree(folder)
 
 
+def erase(paths: Paths) -> bool:
+    """After a privacy erasure in the warehouse: delete every snapshot, as they still hold the
+    erased values (the next Spark night exports raw afresh). Returns whether there was a lake."""
+    layout = SparkLayout.of(paths)
+    if not layout.lake_raw.exists():
+        return False
+    shutil.rmtree(layout.lake_raw)
+    return True
+
+
 def _discard_pending(layout: SparkLayout) -> None:
     """A failed night's snapshot (never committed) goes before the next one is written."""
     pending, current = layout.snapshot(PENDING), layout.snapshot(CURRENT)

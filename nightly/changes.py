@@ -2,19 +2,22 @@
 
 A model is a function of the raw tables it reads (its sources) and of the dbt project. So each
 raw table gets a fingerprint (rows, newest load id, retired versions and when; for `users` the
-erasures too, which rewrite personal columns in place), and the fingerprints are kept in the
-data folder when a build passes (`dbt/built_state.json`) and when a publish succeeds
-(`dbt/published_state.json`), with a hash of the dbt project and the vars it is built with.
+personal columns still filled and the erasures too, as an erasure rewrites rows in place), and
+the fingerprints are kept in the data folder when a build passes (`dbt/built_state.json`) and
+when a publish succeeds (`dbt/published_state.json`), with a hash of the dbt project, the vars
+it is built with and the engine.
 
 Against the last passing build, a night builds `source:<table>+` for the sources whose
 fingerprint moved, nothing when none did, and everything (`dbt build --full-refresh`) when there
 is no state, the project or the engine changed, or `NIGHTLY__FULL_REBUILD=true` (`make elt
 FULL=1`). On the Spark engine every night is a full build: its lake snapshot holds all of raw,
-and selective Spark builds are not done yet. Unit
-tests (of the SQL, not of the data) run in full builds only: the project is the same since one.
-A source read only by views (`_dlt_loads`: the loads behind `as_of_at`) needs no build: a view
-is current whenever it is read. Only a build with no model error and no failed test is kept as
-the state, so a bad night is built again the next night.
+and selective Spark builds are not done yet. Unit tests (of the SQL, not of the data) run in
+full builds only: the project is the same since one.
+A source whose readers are views with tests (`quarantined_records`: the warning on tonight's
+quarantine) is selected too, for the tests. The one exception is `_dlt_loads` (the loads behind
+`as_of_at`), which moves every night: its views are current whenever they are read, and their
+tests check tables that did not change. Only a build with no model error and no failed test is
+kept as the state, so a bad night is built again the next night.
 
 Against the last publish, an analyst table built from dbt models whose sources all kept their
 fingerprints is the same table as in the published file, which publish then copies as a file
@@ -29,17 +32,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.dbt import REPO_ROOT, TEST_KINDS, NodeResult, model_vars
+from core.dbt import REPO_ROOT, SKIPPED, TEST_KINDS, NodeResult, model_vars
 from core.engine import EngineSettings
 from core.paths import Paths
 from core.warehouse import RAW_SCHEMA, connect
+from extract.endpoints import USER_PERSONAL_COLUMNS
 from nightly.privacy import ErasureLog
 
-SKIPPED = "skipped"
 # what a model's result depends on besides its sources
 PROJECT_FILES = ("dbt_project.yml", "profiles.yml")
 PROJECT_FOLDER = "dbt_project"
 FINGERPRINT_COLUMNS = ("_dlt_load_id", "load_id", "_dlt_valid_to", "inserted_at")
+# raw tables that move every night and feed only views whose tests read unchanged tables
+TIMESTAMP_SOURCES = frozenset({"_dlt_loads"})
 
 
 def source_fingerprints(paths: Paths) -> dict[str, list[str]]:
@@ -60,6 +65,8 @@ def source_fingerprints(paths: Paths) -> dict[str, list[str]]:
                 for column in FINGERPRINT_COLUMNS
                 if column in names
             ]
+            if table == "users":  # an erasure nulls these in place (even one cut off mid-way)
+                measures += [f"count({c})" for c in USER_PERSONAL_COLUMNS if c in names]
             row = connection.execute(
                 f'select {", ".join(measures)} from {RAW_SCHEMA}."{table}"'
             ).fetchone()
@@ -176,6 +183,12 @@ class Manifest:
             if uid in self.nodes
         )
 
+    def runs_a_test(self, unique_ids: Iterable[str]) -> bool:
+        """Whether any of these nodes is a data test."""
+        return any(
+            self.nodes[uid]["resource_type"] == "test" for uid in unique_ids if uid in self.nodes
+        )
+
     def model_relations(self) -> dict[str, str]:
         """`schema.name` of each model -> its unique id."""
         return {
@@ -236,7 +249,10 @@ def plan_build(paths: Paths, full_rebuild: bool) -> BuildPlan:
         source = manifest.source_of_table(table)
         if source is None:  # a raw table no model reads (dlt's own state tables)
             continue
-        if manifest.builds_a_table(manifest.descendants(source)):
+        reached = manifest.descendants(source)
+        if manifest.builds_a_table(reached) or (
+            table not in TIMESTAMP_SOURCES and manifest.runs_a_test(reached)
+        ):
             name = manifest.sources[source]
             selectors.append(f"source:{name['source_name']}.{name['name']}+")
     changed_text = ", ".join(sorted(changed)) or "nothing"

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import median
 
+from core.dbt import SKIPPED
 from nightly.ledger import ERROR, INFO, WARNING, Finding, NodeResult, RunRecord
 from nightly.settings import NightlySettings
 
@@ -144,12 +145,17 @@ def duration_finding(
     )
 
 
-def new_test_warnings(nodes: Sequence[NodeResult], previous: RunRecord | None) -> list[Finding]:
-    """dbt tests that warn tonight but did not in the previous build: news, not a known quirk.
-    With no previous build there is no news to tell."""
-    if previous is None or not previous.nodes:
+def new_test_warnings(nodes: Sequence[NodeResult], earlier: Sequence[RunRecord]) -> list[Finding]:
+    """dbt tests that warn tonight but did not the last time they ran (a night that skipped a
+    test says nothing of it: the run before does): news, not a known quirk. With no earlier
+    build there is no news to tell."""
+    last_status: dict[str, str] = {}
+    for record in earlier:  # oldest first: a later status replaces an earlier one
+        for node in record.nodes:
+            if node.status != SKIPPED:
+                last_status[node.unique_id] = node.status
+    if not last_status:
         return []
-    warned_before = {node.unique_id for node in previous.nodes if node.status == "warn"}
     return [
         Finding(
             "dbt_test",
@@ -159,5 +165,5 @@ def new_test_warnings(nodes: Sequence[NodeResult], previous: RunRecord | None) -
             float(node.failures or 0),
         )
         for node in nodes
-        if node.status == "warn" and node.unique_id not in warned_before
+        if node.status == "warn" and last_status.get(node.unique_id) != "warn"
     ]

@@ -45,7 +45,10 @@ def build(paths: Paths, args: tuple[str, ...], inherit_fds: tuple[int, ...] = ()
     )
     if duckdb.returncode == 0:
         lake.commit(paths)
-    return DbtRun(spark.args, duckdb.returncode, spark.nodes + duckdb.nodes)
+    # the views (and their tests) ran on both engines: each node is recorded once, as DuckDB ran it
+    on_duckdb = {node.unique_id for node in duckdb.nodes}
+    spark_only = tuple(node for node in spark.nodes if node.unique_id not in on_duckdb)
+    return DbtRun(spark.args, duckdb.returncode, spark_only + duckdb.nodes)
 
 
 def built_models(run: DbtRun) -> set[str]:

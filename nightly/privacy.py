@@ -2,8 +2,9 @@
 
 `forget(config, user_id, requested_by)` (`make forget USER_ID=...`; also the function a request
 system calls) erases one person's personal columns (extract.endpoints.USER_PERSONAL_COLUMNS) from
-every version of raw.users, rewrites the warehouse so no freed block keeps them, and records the
-request: who asked, when, which columns and how many versions, never the values. A forgotten
+every version of raw.users, rewrites the warehouse so no freed block keeps them, deletes the
+Spark engine's Parquet copies of raw (extract/lake.py: the next Spark night exports afresh), and
+records the request: who asked, when, which columns and how many versions, never the values. A forgotten
 user stays forgotten: the nightly `privacy` step erases whatever the service sends again for
 them. Listening history stays, tied to the id; marts and features hold no personal column, and
 the analysts' file never did (gender only with `privacy.publish_gender`).
@@ -30,6 +31,7 @@ import pyarrow as pa
 from core import lock
 from core.paths import DataDirError, Paths
 from core.warehouse import RAW_SCHEMA, compact, connect
+from extract import lake
 from extract.endpoints import USER_PERSONAL_COLUMNS
 from nightly.settings import NightConfig
 
@@ -167,6 +169,7 @@ def forget(
         versions = erase_users(connection, [user_id])[user_id]
         connection.execute("checkpoint")
     compact(config.paths.warehouse)
+    lake.erase(config.paths)
     erasure = _erasure(now, REQUEST, user_id, requested_by, versions)
     ErasureLog(config.paths).write(erasure)
     log.info("%s", erasure.describe())
@@ -187,6 +190,7 @@ def apply_retention(config: NightConfig, now: datetime | None = None) -> list[Er
     if not any(erased.values()) and not any(again.values()):
         return []
     compact(config.paths.warehouse)
+    lake.erase(config.paths)
     erasures = [
         _erasure(
             now,

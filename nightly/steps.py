@@ -156,12 +156,11 @@ def dbt_build(run: NightlyRun) -> None:
     failed_tests = build.tests(*FAILED_STATUSES)
     if build.returncode != 0 and not failed_tests:  # dbt itself failed (parse, connection...)
         raise StepFailed(f"dbt build exited {build.returncode}: see its output above")
-    previous = next((r for r in reversed(run.earlier) if r.nodes), None)
     run.add(
         Finding("dbt_test", ERROR, node.name, f"dbt test {node.name} failed: {node.describe()}")
         for node in failed_tests
     )
-    run.add(new_test_warnings(build.nodes, previous))
+    run.add(new_test_warnings(build.nodes, run.earlier))
     if build.returncode == 0 and not failed_tests:
         plan.keep_as_built(paths)
 

@@ -196,4 +196,8 @@ def test_every_engine_macro_has_both_engines(spark_nights: SparkNights) -> None:
     build = spark_nights.nights[-1].build
     assert build is not None
     models = {n.name for n in build.nodes if n.resource_type == "model"}
-    assert {"fct_listens", "user_features", "fct_recommendations"} <= models
+    # tables built on Spark only, views on both (recorded once each), the one view over ml
+    assert {"fct_listens", "int_user_features", "user_features", "fct_recommendations"} <= models
+    ids = [n.unique_id for n in build.nodes]
+    assert len(ids) == len(set(ids))
+    # (that the tables were built on Spark: the comparison above reads them from its folders)

@@ -105,8 +105,14 @@ def test_only_dbt_warnings_new_tonight_are_findings() -> None:
     previous = history(1)[0]
     previous.nodes = [node("known_quirk", "warn"), node("fine", "pass")]
     tonight = [node("known_quirk", "warn"), node("fine", "warn")]
-    assert levels(new_test_warnings(tonight, previous)) == [(WARNING, "fine")]
-    assert new_test_warnings(tonight, None) == []
+    assert levels(new_test_warnings(tonight, [previous])) == [(WARNING, "fine")]
+    assert new_test_warnings(tonight, []) == []
+    # a night that skipped both tests (nothing they read changed) says nothing of them: the
+    # status they had the last time they ran counts
+    quiet = history(1)[0]
+    quiet.nodes = [node("known_quirk", "skipped"), node("fine", "skipped")]
+    assert levels(new_test_warnings(tonight, [previous, quiet])) == [(WARNING, "fine")]
+    assert new_test_warnings(tonight, [quiet]) == []
 
 
 # The findings land in ops.run_findings and the alert whole: every field is part of the rule.
@@ -169,7 +175,7 @@ def test_a_new_dbt_warning_is_recorded_whole() -> None:
     previous = history(1)[0]
     previous.nodes = [node("fine", "pass", 0, None)]
     tonight = [node("fine", "warn", 3, None), node("other", "warn", None, "Got 2 results")]
-    assert new_test_warnings(tonight, previous) == [
+    assert new_test_warnings(tonight, [previous]) == [
         Finding("dbt_test", WARNING, "fine", "dbt test fine warns since tonight: 3", 3.0),
         Finding("dbt_test", WARNING, "other", "dbt test other warns since tonight: Got 2 results",
                 0.0),

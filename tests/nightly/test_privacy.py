@@ -15,8 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import duckdb
+
+from core.engine import SparkLayout
+from core.paths import Paths
 from dev_api.faults import FOREVER, Fault, FaultPlan
 from dev_api.server import running_api
+from extract import lake
 from extract.endpoints import USER_PERSONAL_COLUMNS
 from tests.nightly.support import api_world, job_environment, records, run_job, webhook_receiver
 from tests.support import REPO_ROOT, query
@@ -139,12 +144,19 @@ def test_a_forgotten_user_is_gone_from_every_file_and_stays_gone(data_dir: Path)
     events_before = query(
         warehouse, "select count(*) from marts.fct_listen_events where user_id = ?", user_id
     )
+    # the Spark engine's copy of raw, as a Spark night leaves it
+    lake_raw = SparkLayout.of(Paths.under(data_dir)).lake_raw
+    lake.export_raw(Paths.under(data_dir))
+    lake.commit(Paths.under(data_dir))
+    in_lake = f"select count(*) from read_parquet('{lake_raw}/*/users/*.parquet') where email = ?"
+    assert duckdb.execute(in_lake, [email]).fetchall() == [(1,)]
 
     completed = forget(data_dir, user_id, "--requested-by", "dpo@moovitamix")
 
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert f"user {user_id}: erased {PERSONAL} from 1 version(s)" in completed.stdout
     assert files_holding(data_dir, email)[email] == []
+    assert not lake_raw.exists()
     assert query(
         warehouse,
         f"select count(*), count(coalesce({PERSONAL})) from raw.users where id = ?",

@@ -13,12 +13,14 @@ import duckdb
 from core.dbt import run_dbt
 from core.paths import Paths
 from core.warehouse import ANALYST_SCHEMAS
+from dev_api.faults import FOREVER, Fault, FaultPlan
 from dev_api.server import running_api
 from nightly.ledger import RunRecord
 from nightly.measure import analyst_relations
 from tests.nightly.support import api_world, records, run_job
 
 COMPARED_SCHEMAS = ("marts", "features")
+QUARANTINE_TEST = "stg_moovitamix__quarantined_records_in_latest_load"
 
 
 def night(data_dir: Path, day: int, **env: str) -> tuple[RunRecord, int]:
@@ -139,3 +141,24 @@ def test_selective_and_quiet_nights_equal_a_full_rebuild(data_dir: Path, tmp_pat
     assert set(statuses(full).values()) == {"success"}
     assert shared_full == 0
     assert_published_matches_warehouse(data_dir, full)
+
+
+def test_a_night_that_quarantines_a_record_runs_the_quarantine_warning(data_dir: Path) -> None:
+    # the quarantine feeds only a view; its warning test is what tells the on-call engineer
+    faults = FaultPlan([Fault("users", 2, "missing_field", arg="email", times=FOREVER)])
+    with running_api(api_world(day=1), faults=faults) as api:
+        completed = run_job(data_dir, api.url)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    record = records(data_dir)[-1]
+    [test] = [n for n in record.nodes if n.name == QUARANTINE_TEST]
+    assert (test.status, test.failures) == ("warn", 1)
+    assert QUARANTINE_TEST in {f.subject for f in record.findings if f.check == "dbt_test"}
+
+    # the next night quarantines nothing new: the test is not run, and is not news
+    with running_api(api_world(day=1)) as api:
+        completed = run_job(data_dir, api.url)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    record = records(data_dir)[-1]
+    [test] = [n for n in record.nodes if n.name == QUARANTINE_TEST]
+    assert test.status in ("skipped", "pass")
+    assert QUARANTINE_TEST not in {f.subject for f in record.findings if f.check == "dbt_test"}
