@@ -136,8 +136,12 @@ airflow-standalone: airflow ## Airflow's UI on http://127.0.0.1:8080 with the DA
 # session fixture is built per worker, in the worker's own temp folder (README, Tests)
 TEST_WORKERS ?= 2
 
+# the Spark tests need a Java runtime (.ci/run installs one): without it they are skipped, said
+JAVA := $(shell command -v java 2>/dev/null)
+
 .PHONY: test
-test: install spark-install airflow lint ## Lint, then the test suite on TEST_WORKERS=2 workers (Spark tests included), then the Airflow DAG tests in .venv-airflow
+test: install $(if $(JAVA),spark-install) airflow lint ## Lint, then the test suite on TEST_WORKERS=2 workers (Spark tests included where Java is), then the Airflow DAG tests in .venv-airflow
+	$(if $(JAVA),,@echo "warning: no java on PATH: the Spark tests are skipped (Debian: apt-get install openjdk-17-jre-headless)")
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 	$(AIRFLOW_BIN)/pytest tests/orchestration
 

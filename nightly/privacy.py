@@ -4,10 +4,10 @@
 system calls) erases one person's personal columns (extract.endpoints.USER_PERSONAL_COLUMNS) from
 every version of raw.users, rewrites the warehouse so no freed block keeps them, deletes the
 Spark engine's Parquet copies of raw (extract/lake.py: the next Spark night exports afresh), and
-records the request: who asked, when, which columns and how many versions, never the values. A forgotten
-user stays forgotten: the nightly `privacy` step erases whatever the service sends again for
-them. Listening history stays, tied to the id; marts and features hold no personal column, and
-the analysts' file never did (gender only with `privacy.publish_gender`).
+records the request: who asked, when, which columns and how many versions, never the values.
+A forgotten user stays forgotten: the nightly `privacy` step erases whatever the service sends
+again for them. Listening history stays, tied to the id; marts and features hold no personal
+column, and the analysts' file never did (gender only with `privacy.publish_gender`).
 
 The same step erases the personal columns of users the service deleted more than
 `privacy.retention_days` ago. Requests live beside the run ledger (`runs/erasures/`), readable

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +36,9 @@ pytestmark = [
     pytest.mark.dbt,
     pytest.mark.spark,
     pytest.mark.skipif(
-        importlib.util.find_spec("pyspark") is None,
-        reason="the Spark extra is not installed (make spark-install; make test installs it)",
+        importlib.util.find_spec("pyspark") is None or shutil.which("java") is None,
+        reason="no Java runtime, or the Spark extra is not installed (make spark-install; "
+        "make test installs it where Java is)",
     ),
 ]
 
