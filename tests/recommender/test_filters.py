@@ -7,22 +7,31 @@ Small and in memory (a 300-user world, models fitted in well under a second), so
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+from typing import ClassVar
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from implicit.cpu.topk import topk
 from implicit.nearest_neighbours import bm25_weight
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from dev_api.world import World
+from recommender import models
 from recommender.data import PAIR_KEY, Interactions
 from recommender.models import (
+    _NO_SCORE,
     MODEL_KINDS,
     Als,
     CoListen,
     Model,
     Popularity,
+    _gram,
+    fold_in,
     load,
+    pruned_top_k,
     recommend,
     recommend_batches,
     unplayed,
@@ -144,17 +153,24 @@ def test_batches_of_any_size_serve_the_same_and_count_every_user(
 def test_a_saved_model_loads_back_and_serves_the_same(
     fitted: Model, listens: Interactions, tmp_path
 ) -> None:
-    fitted.save(tmp_path / "model")
-    loaded = load(tmp_path / "model")
-    rows = np.arange(len(listens.user_ids))
+    # into a folder made with its parents, and into one that already exists
+    for folder in (tmp_path / "models" / "1", tmp_path):
+        fitted.save(folder)
+        loaded = load(folder)
+        rows = np.arange(len(listens.user_ids))
 
-    assert (type(loaded), loaded.kind, loaded.params) == (type(fitted), fitted.kind, fitted.params)
-    np.testing.assert_array_equal(loaded.track_ids, fitted.track_ids)
-    np.testing.assert_array_equal(loaded.listener_counts, fitted.listener_counts)
-    before = recommend(fitted, listens, rows, K, fitted.track_ids)
-    after = recommend(loaded, listens, rows, K, fitted.track_ids)
-    np.testing.assert_array_equal(after.track_ids, before.track_ids)
-    np.testing.assert_allclose(after.scores, before.scores, rtol=1e-5)
+        assert (type(loaded), loaded.kind, loaded.params) == (
+            type(fitted),
+            fitted.kind,
+            fitted.params,
+        )
+        np.testing.assert_array_equal(loaded.track_ids, fitted.track_ids)
+        np.testing.assert_array_equal(loaded.listener_counts, fitted.listener_counts)
+        assert loaded.listener_counts.dtype == fitted.listener_counts.dtype == np.float32
+        before = recommend(fitted, listens, rows, K, fitted.track_ids)
+        after = recommend(loaded, listens, rows, K, fitted.track_ids)
+        np.testing.assert_array_equal(after.track_ids, before.track_ids)
+        np.testing.assert_allclose(after.scores, before.scores, rtol=1e-5)
 
 
 def test_popularity_serves_the_most_listened_unplayed_tracks(listens: Interactions) -> None:
@@ -179,7 +195,7 @@ def test_the_co_listen_tilt_multiplies_scores_by_listeners_plus_one_to_the_expon
 ) -> None:
     plain, tilted = (
         CoListen({"neighbours": 50}),
-        CoListen({"neighbours": 50, "popularity_exponent": 1.0}),
+        CoListen({"neighbours": 50, "popularity_exponent": 0.5}),
     )
     plain.fit(listens)
     tilted.fit(listens)
@@ -198,7 +214,8 @@ def test_the_co_listen_tilt_multiplies_scores_by_listeners_plus_one_to_the_expon
         }
         for track, score in zip(tracks_b.tolist(), scores_b.tolist(), strict=True):
             if track >= 0 and track in score_a:
-                assert score == pytest.approx(score_a[track] * (listeners[track] + 1), rel=1e-4)
+                tilt = (listeners[track] + 1) ** 0.5
+                assert score == pytest.approx(score_a[track] * tilt, rel=1e-4)
                 compared += 1
     assert compared > len(rows) * K
 
@@ -242,17 +259,22 @@ def test_als_is_seeded_reports_each_iteration_and_folds_in_like_implicit(
 
 
 def test_unplayed_keeps_the_first_k_unplayed_candidates_in_order() -> None:
-    columns = np.array([[3, 1, 4, 0, 2], [0, 1, 2, 3, -1]])
-    scores = np.array([[9.0, 8.0, 7.0, 6.0, 5.0], [4.0, 3.0, 2.0, 1.0, 0.0]])
-    played = sp.csr_matrix((np.ones(3, dtype=np.float32), ([0, 0, 1], [1, 4, 2])), shape=(2, 5))
+    # -1, or a column scored _NO_SCORE (a slot implicit filtered), is no candidate
+    columns = np.array([[3, 1, 4, 0, 2], [0, 1, 2, 3, -1], [2, 4, 1, 0, 3]])
+    scores = np.array(
+        [[9.0, 8.0, 7.0, 6.0, 5.0], [4.0, 3.0, 2.0, 1.0, 0.0], [5.0, 4.0, 3.0] + [_NO_SCORE] * 2]
+    )
+    played = sp.csr_matrix(
+        (np.ones(4, dtype=np.float32), ([0, 0, 1, 2], [1, 4, 2, 4])), shape=(3, 5)
+    )
     for k in (2, 3, 4):
         out_columns, out_scores = unplayed(columns, scores, played, k)
-        for row in range(2):
+        for row in range(3):
             mine = set(played[row].indices.tolist())
             kept = [
                 (c, s)
                 for c, s in zip(columns[row].tolist(), scores[row].tolist(), strict=True)
-                if c >= 0 and c not in mine
+                if c >= 0 and s > _NO_SCORE and c not in mine
             ][:k]
             missing = k - len(kept)
             assert out_columns[row].tolist() == [c for c, _ in kept] + [-1] * missing
@@ -306,3 +328,205 @@ def test_a_small_genre_gives_fewer_cold_start_tracks_and_no_more(
 
     assert sorted(tracks[0, :3].tolist()) == sorted(few)
     assert (tracks[0, 3:] == -1).all() and np.isnan(scores[0, 3:]).all()
+
+
+def test_no_users_and_an_empty_catalogue_serve_nothing(
+    fitted: Model, listens: Interactions
+) -> None:
+    rows = np.arange(len(listens.user_ids))
+    none = recommend(fitted, listens, rows[:0], K, fitted.track_ids)
+    delisted = recommend(fitted, listens, rows, K, np.empty(0, dtype=np.int64))
+
+    assert (none.track_ids.shape, none.scores.shape) == ((0, K), (0, K))
+    assert (none.track_ids.dtype, none.scores.dtype) == (np.int64, np.float64)
+    assert delisted.track_ids.shape == (len(rows), K)
+    assert (delisted.track_ids == -1).all() and np.isnan(delisted.scores).all()
+
+
+def test_fitting_warns_and_prints_nothing(
+    fitted: Model, listens: Interactions, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """implicit's progress bars and warnings stay out of the night's output."""
+    model = MODEL_KINDS[fitted.kind](PARAMS[fitted.kind])
+    capfd.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(listens)
+    assert capfd.readouterr() == ("", "")
+    np.testing.assert_array_equal(model.track_ids, listens.track_ids)
+
+
+def api_threads(api: str) -> int:
+    threads = {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == api}
+    assert len(threads) == 1, threadpool_info()
+    return threads.pop()
+
+
+class ThreadProbe(Popularity):
+    """Popularity that records the BLAS and OpenMP threads it fits, loads and scores with."""
+
+    kind = "thread_probe"
+    seen: ClassVar[list[tuple[str, int, int]]] = []
+
+    def _record(self, stage: str) -> None:
+        self.seen.append((stage, api_threads("blas"), api_threads("openmp")))
+
+    def _fit(self, matrix: sp.csr_matrix, progress: Progress | None) -> None:
+        self._record("fit")
+
+    def _load(self, folder: Path) -> None:
+        self._record("load")
+
+    def _scorer(self, user_items: sp.csr_matrix, k: int, banned: np.ndarray):
+        self._record("scorer")
+        score = super()._scorer(user_items, k, banned)
+
+        def recorded(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            self._record("score")
+            return score(rows)
+
+        return recorded
+
+
+def test_fit_load_and_scoring_limit_blas_to_one_thread_and_leave_openmp_alone(
+    listens: Interactions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """implicit's OpenMP threads do the work; BLAS threads on top only oversubscribe."""
+    monkeypatch.setitem(MODEL_KINDS, ThreadProbe.kind, ThreadProbe)
+    monkeypatch.setattr(ThreadProbe, "seen", [])
+    model = ThreadProbe({})
+    with threadpool_limits(3):
+        model.fit(listens)
+        model.save(tmp_path)
+        loaded = load(tmp_path)
+        top = recommend(loaded, listens, np.arange(len(listens.user_ids)), K, model.track_ids)
+        outside = (api_threads("blas"), api_threads("openmp"))
+
+    assert outside == (3, 3)
+    assert ThreadProbe.seen == [(stage, 1, 3) for stage in ("fit", "load", "scorer", "score")]
+    assert (top.track_ids[:, 0] >= 0).all()
+
+
+def test_an_als_artifact_without_bm25_statistics_weighs_with_the_matrix_it_is_given(
+    listens: Interactions, tmp_path: Path
+) -> None:
+    """An artifact saved before the statistics were kept: implicit's bm25_weight over the
+    users scored, with the configured K1 and B, and so no incremental scoring."""
+    model = Als(ALS)
+    model.fit(listens)
+    model.save(tmp_path / "old")
+    (tmp_path / "old" / "bm25.npz").unlink()
+    old = load(tmp_path / "old")
+    model.save(tmp_path / "current")
+    current = load(tmp_path / "current")
+    half = listens.matrix[::2]
+    expected = bm25_weight(half, K1=ALS["bm25_k1"], B=ALS["bm25_b"]).tocsr()
+
+    assert (old.idf, old.average_length, old.scores_each_user_alone) == (None, None, False)
+    assert current.scores_each_user_alone and model.scores_each_user_alone
+    np.testing.assert_allclose(current.idf, model.idf)
+    assert current.average_length == model.average_length
+    weighted = old._weighted(half)
+    assert weighted.dtype == np.float32 and weighted.shape == half.shape
+    np.testing.assert_allclose(weighted.toarray(), expected.toarray(), rtol=1e-6)
+    # the kept statistics weigh the same half by the training matrix's idf: not the same
+    assert not np.allclose(current._weighted(half).toarray(), expected.toarray(), rtol=1e-3)
+
+
+def test_pruned_top_k_is_the_exact_top_k_of_the_unplayed_allowed_items(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Against every score computed: items spread over several chunks, norms as skewed as
+    popularity makes them, the users' best items played, a user with fewer than k left."""
+    monkeypatch.setattr(models, "_TOP_K_CELLS", 1)  # chunks of 1,024 items
+    rng = np.random.default_rng(11)
+    items, users, k = 3000, 40, 10
+    item_factors = (
+        rng.normal(size=(items, 6)) * (rng.pareto(1.5, size=items)[:, None] + 0.05)
+    ).astype(np.float32)
+    user_factors = rng.normal(size=(users, 6)).astype(np.float32)
+    norms = np.linalg.norm(item_factors.astype(np.float64), axis=1)
+    allowed = np.ones(items, dtype=bool)
+    allowed[::9] = False  # banned
+    by_norm = np.argsort(-norms, kind="stable")
+    by_norm = by_norm[allowed[by_norm]]
+    every = user_factors.astype(np.float64) @ item_factors.T.astype(np.float64)
+    best = np.argsort(-np.where(allowed, every, -np.inf), axis=1)
+    played_sets = [
+        set(best[user, : user % 4].tolist()) | {int(by_norm[0])} for user in range(users)
+    ]
+    played_sets[-1] = set(by_norm[: len(by_norm) - 3].tolist())  # only three allowed items left
+    played = sp.csr_matrix(
+        (
+            np.ones(sum(map(len, played_sets)), dtype=np.float32),
+            np.concatenate([sorted(mine) for mine in played_sets]).astype(np.int32),
+            np.concatenate([[0], np.cumsum([len(mine) for mine in played_sets])]),
+        ),
+        shape=(users, items),
+    )
+    columns, scores = pruned_top_k(user_factors, item_factors, by_norm, norms[by_norm], played, k)
+
+    assert columns.shape == scores.shape == (users, k)
+    assert len(by_norm) > 2 * 1024
+    for user, mine in enumerate(played_sets):
+        candidates = [item for item in best[user].tolist() if allowed[item] and item not in mine]
+        expected = candidates[:k]
+        served = columns[user][columns[user] >= 0]
+        assert len(served) == len(expected) == (3 if user == users - 1 else k)
+        assert set(served.tolist()).isdisjoint(mine) and allowed[served].all()
+        np.testing.assert_allclose(
+            np.sort(scores[user][columns[user] >= 0])[::-1], every[user, expected], rtol=1e-5
+        )
+        assert (scores[user][columns[user] < 0] == _NO_SCORE).all()
+    assert (columns[-1] == -1).sum() == k - 3
+
+
+def test_fold_in_solves_each_user_like_implicit_s_recalculate_user(
+    listens: Interactions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Users with 0, 1, 2 and many listens, confidences below 1, 0 and negative (BM25 gives
+    those), several groups of each length."""
+    model = Als(ALS)
+    model.fit(listens)
+    rng = np.random.default_rng(3)
+    tracks = len(model.track_ids)
+    lengths = [0, 1, 1, 1, 2, 2, 2, 2, 7, 7, 7, 7, 7, 0, 1]
+    indices = [np.sort(rng.choice(tracks, size=n, replace=False)) for n in lengths]
+    data = rng.choice([-0.7, 0.3, 0.9, 1.0, 2.5, 6.0], size=sum(lengths)).astype(np.float32)
+    confidence = sp.csr_matrix(
+        (data, np.concatenate(indices).astype(np.int32), np.cumsum([0, *lengths])),
+        shape=(len(lengths), tracks),
+    )
+    monkeypatch.setattr(models, "_FOLD_IN_CELLS", 2 * 7 * ALS["factors"])  # two users a group
+    item_factors = model.model.item_factors
+    mine = fold_in(
+        item_factors, _gram(item_factors, ALS["regularization"]), confidence * ALS["alpha"]
+    )
+    with threadpool_limits(1, "blas"):
+        implicit = model.model.recalculate_user(np.arange(len(lengths)), confidence)
+
+    assert mine.dtype == item_factors.dtype == np.float32
+    assert (mine[np.array(lengths) == 0] == 0).all()
+    assert (np.abs(mine[np.array(lengths) > 0]).sum(axis=1) > 0).all()
+    np.testing.assert_allclose(mine, implicit, rtol=1e-3, atol=1e-5)
+
+
+def test_als_scores_are_float64_dot_products_of_the_folded_in_factors(
+    listens: Interactions,
+) -> None:
+    """Recomputed one by one, so a user's scores do not depend on who is scored beside them."""
+    model = Als(ALS)
+    model.fit(listens)
+    rows = np.arange(0, len(listens.user_ids), 4)
+    top = recommend(model, listens, rows, K, model.track_ids)
+    weighted = model._weighted(listens.on_tracks(model.track_ids)) * ALS["alpha"]
+    item_factors = model.model.item_factors
+    factors = fold_in(item_factors, _gram(item_factors, ALS["regularization"]), weighted[rows])
+    columns = np.searchsorted(model.track_ids, top.track_ids)
+    expected = np.einsum(
+        "uf,ukf->uk", factors.astype(np.float64), item_factors[columns].astype(np.float64)
+    )
+
+    assert (top.track_ids >= 0).all()
+    np.testing.assert_allclose(top.scores, expected, rtol=1e-12)
+    assert (np.diff(top.scores, axis=1) <= 0).all()
