@@ -115,12 +115,17 @@ def read_scoring_inputs(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(user_id, inputs_hash) of every current user (marts.dim_users), sorted by user: a hash of
     what a user's recommendations depend on beside the model and the catalogue, their listens
     (track, count) and favourite genre. DuckDB's `hash`, combined per user with xor (each
-    (user, track) pair is one row of fct_user_tracks)."""
+    (user, track) pair is one row of fct_user_tracks).
+
+    Each pair is hashed as one number, track_id * 2^32 + listen_count (track ids < 2^31, as
+    data.PAIR_KEY has them): DuckDB's hash of several values xors their hashes, so the xor of
+    `hash(track_id, listen_count)` over a user's pairs would cancel out equal counts (two tracks
+    played once each, then each once more, would hash the same)."""
     with connect(path) as connection:
         columns = connection.execute(
             "select user_id, hash(favorite_genre, coalesce(listens_hash, 0)) as inputs_hash "
             "from marts.dim_users left join ("
-            "  select user_id, bit_xor(hash(track_id, listen_count)) as listens_hash "
+            "  select user_id, bit_xor(hash(track_id * 4294967296 + listen_count)) as listens_hash "
             "  from marts.fct_user_tracks group by user_id"
             ") using (user_id) order by user_id"
         ).fetchnumpy()

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -23,6 +24,8 @@ from recommender.warehouse import (
     next_model_version,
     read_catalogue,
     read_listens,
+    read_scored_users,
+    read_scoring_inputs,
     read_user_tracks,
     read_users,
     recommendations_state,
@@ -192,7 +195,7 @@ def stored(path: Path) -> list[tuple]:
 
 def test_recommendations_are_swapped_whole_or_not_at_all(warehouse: Path) -> None:
     yesterday = [recommendations([1, 2], 4, 0), recommendations([3], 5, 0)]
-    replace_recommendations(warehouse, iter(yesterday), scored_for(yesterday))
+    assert replace_recommendations(warehouse, iter(yesterday), scored_for(yesterday)) == 6
     state = recommendations_state(warehouse)
     kept = stored(warehouse)
 
@@ -219,10 +222,187 @@ def test_recommendations_are_swapped_whole_or_not_at_all(warehouse: Path) -> Non
         (2, 4),
         (3, 5),
     ]
-    replace_recommendations(
-        warehouse, [recommendations([7], 6, 24)], scored_for([recommendations([7], 6, 24)])
+    assert (
+        replace_recommendations(
+            warehouse, [recommendations([7], 6, 24)], scored_for([recommendations([7], 6, 24)])
+        )
+        == 2
     )
     assert stored(warehouse) == sorted(
         tuple(row.values()) for row in recommendations([7], 6, 24).to_pylist()
     )
     assert query(warehouse, "select user_id, model_version from ml.scored_users") == [(7, 6)]
+
+
+def test_the_marts_read_back_for_some_users_only(warehouse: Path, world: World) -> None:
+    every_user = read_users(warehouse)
+    some = np.array(sorted(every_user)[::3], dtype=np.int64)
+    users, tracks, counts = read_user_tracks(warehouse, some)
+    all_users, all_tracks, all_counts = read_user_tracks(warehouse)
+    wanted = np.isin(all_users, some)
+
+    assert 0 < wanted.sum() < len(all_users)
+    assert sorted(zip(users.tolist(), tracks.tolist(), counts.tolist(), strict=True)) == sorted(
+        zip(
+            all_users[wanted].tolist(),
+            all_tracks[wanted].tolist(),
+            all_counts[wanted].tolist(),
+            strict=True,
+        )
+    )
+    assert [array.dtype for array in (users, tracks, counts)] == [np.int64, np.int64, np.float32]
+    assert read_users(warehouse, some) == {user: every_user[user] for user in some.tolist()}
+
+
+def scoring_inputs(path: Path) -> dict[int, tuple]:
+    """Each current user's favourite genre and (track, count) pairs, read in Python."""
+    genres = dict(query(path, "select user_id, favorite_genre from marts.dim_users"))
+    pairs: dict[int, set[tuple[int, int]]] = {user: set() for user in genres}
+    for user, track, count in query(path, "select * from marts.fct_user_tracks"):
+        pairs.setdefault(user, set()).add((track, count))
+    return {user: (genres[user], frozenset(pairs[user])) for user in genres}
+
+
+def test_the_scoring_inputs_hash_changes_exactly_for_the_users_whose_inputs_changed(
+    warehouse: Path,
+) -> None:
+    listeners = sorted(
+        {u for (u,) in query(warehouse, "select user_id from marts.fct_user_tracks")}
+    )
+    added, recounted, both, regenred = listeners[:4]
+    with duckdb.connect(str(warehouse)) as connection:
+        # users who signed up, no listens; a user who played two tracks once each
+        connection.execute(
+            "insert into marts.dim_users values (100001, 'Jazz'), (100002, 'Rock'), (100003, null)"
+        )
+        connection.execute(
+            "update marts.fct_user_tracks set listen_count = 1 where user_id = ?", [both]
+        )
+    before_users, before = read_scoring_inputs(warehouse)
+    inputs_before = scoring_inputs(warehouse)
+    with duckdb.connect(str(warehouse)) as connection:
+        connection.execute(
+            "insert into marts.fct_user_tracks select ?, max(track_id) + 1, 1 "
+            "from marts.fct_user_tracks",
+            [added],
+        )
+        connection.execute(
+            "update marts.fct_user_tracks set listen_count = listen_count + 1 where user_id = ? "
+            "and track_id = (select min(track_id) from marts.fct_user_tracks where user_id = ?)",
+            [recounted, recounted],
+        )
+        # played each of their tracks once more
+        connection.execute(
+            "update marts.fct_user_tracks set listen_count = 2 where user_id = ?", [both]
+        )
+        connection.execute(
+            "update marts.dim_users set favorite_genre = 'Changed' where user_id in (?, ?)",
+            [regenred, 100001],
+        )
+    after_users, after = read_scoring_inputs(warehouse)
+    inputs_after = scoring_inputs(warehouse)
+    changed = set(after_users[after != before].tolist())
+
+    assert before_users.tolist() == after_users.tolist() == sorted(inputs_after)
+    assert (before_users.dtype, before.dtype) == (np.int64, np.uint64)
+    assert len(inputs_before[both][1]) > 1 and len(listeners) > 10
+    assert changed == {u for u in inputs_after if inputs_after[u] != inputs_before[u]}
+    assert changed == {added, recounted, both, regenred, 100001}
+    # users with the same inputs hash the same, users with different inputs differently
+    for users, hashes, inputs in (
+        (before_users, before, inputs_before),
+        (after_users, after, inputs_after),
+    ):
+        by_inputs = {inputs[int(u)]: set() for u in users}
+        for user, value in zip(users.tolist(), hashes.tolist(), strict=True):
+            by_inputs[inputs[user]].add(value)
+        assert all(len(values) == 1 for values in by_inputs.values())
+        assert len(set(hashes.tolist())) == len(by_inputs) > len(listeners)
+    np.testing.assert_array_equal(read_scoring_inputs(warehouse)[1], after)
+
+
+def test_scored_users_read_back_sorted_with_rows_they_do_not_account_for(
+    warehouse: Path,
+) -> None:
+    tables = [recommendations([5, 2], 4, 0), recommendations([3], 4, 0)]
+    scored = scored_for(tables)
+    scored = scored.take(pa.array([2, 0, 1]))  # unsorted
+    replace_recommendations(warehouse, tables, scored)
+    read = read_scored_users(warehouse)
+
+    assert read.user_ids.tolist() == [2, 3, 5] and read.user_ids.dtype == np.int64
+    assert read.inputs_hashes.tolist() == [62, 93, 155] and read.inputs_hashes.dtype == np.uint64
+    assert (read.model_versions, read.context_hashes, read.unrecorded_rows) == (
+        frozenset({4}),
+        frozenset({7}),
+        0,
+    )
+    with duckdb.connect(str(warehouse)) as connection:
+        connection.execute("update ml.recommendations set model_version = 9 where user_id = 3")
+        connection.execute("update ml.scored_users set context_hash = 8 where user_id = 5")
+    read = read_scored_users(warehouse)
+    assert (read.context_hashes, read.unrecorded_rows) == (frozenset({7, 8}), 2)
+
+
+def test_a_warehouse_built_before_scored_users_is_refused_for_scoring(warehouse: Path) -> None:
+    with duckdb.connect(str(warehouse)) as connection:
+        connection.execute("drop table ml.scored_users")
+    with pytest.raises(RecommenderError) as refused:
+        read_scored_users(warehouse)
+    assert str(refused.value) == (
+        f"{warehouse} has no ml.scored_users (added after this warehouse was built): run "
+        "`dbt build` (make elt), whose create_ml_tables macro creates it"
+    )
+
+
+def test_replacing_some_users_keeps_everyone_else_s_rows(warehouse: Path) -> None:
+    yesterday = [recommendations([1, 2, 3, 4], 4, 0)]
+    replace_recommendations(warehouse, yesterday, scored_for(yesterday))
+    tonight = [recommendations([2, 6], 4, 24)]
+    # user 2 re-scored, user 6 new, user 3 gone (no rows tonight)
+    written = replace_recommendations(warehouse, tonight, scored_for(tonight), np.array([2, 3, 6]))
+    kept = [row for row in stored(warehouse) if row[0] in (1, 4)]
+
+    assert written == 4
+    assert stored(warehouse) == sorted(
+        kept + [tuple(row.values()) for row in tonight[0].to_pylist()]
+    )
+    assert kept == sorted(
+        tuple(row.values()) for row in yesterday[0].to_pylist() if row["user_id"] in (1, 4)
+    )
+    assert query(warehouse, "select user_id from ml.scored_users order by 1") == [
+        (1,),
+        (2,),
+        (4,),
+        (6,),
+    ]
+    # a night where only a user went: nothing staged, their rows go
+    assert replace_recommendations(warehouse, [], scored_for([]), np.array([4])) == 0
+    assert {row[0] for row in stored(warehouse)} == {1, 2, 6}
+    assert query(warehouse, "select user_id from ml.scored_users order by 1") == [
+        (1,),
+        (2,),
+        (6,),
+    ]
+
+
+def test_recommendations_are_staged_beside_the_warehouse_and_cleaned_up(
+    warehouse: Path,
+) -> None:
+    """Staged on the warehouse's disk (the rows can be larger than the system's temp), in a
+    hidden folder of their own, gone once written."""
+    staged: list[list[Path]] = []
+
+    def batches() -> Iterator[pa.Table]:
+        yield recommendations([1], 4, 0)
+        staged.append(sorted(warehouse.parent.glob(".recommendations-*/*")))
+        yield recommendations([2], 4, 0)
+
+    written = replace_recommendations(
+        warehouse, batches(), scored_for([recommendations([1, 2], 4, 0)])
+    )
+
+    assert written == 4
+    assert [[path.name for path in paths] for paths in staged] == [["recommendations.parquet"]]
+    assert not list(warehouse.parent.glob(".recommendations-*"))
+    assert len(stored(warehouse)) == 4
