@@ -1,5 +1,6 @@
 """What scoring never serves, for every model kind (not only the champion's): a played track, a
-track gone from the catalogue; what it serves a user it knows nothing of; and the cold start.
+track gone from the catalogue; what it serves a user it knows nothing of; and the cold start,
+alone and in the rows scoring writes (on a tiny warehouse, tests/recommender/tiny.py).
 
 Small and in memory (a 300-user world, models fitted in well under a second), so that
 `make mutation` runs them once per mutant of recommender/models.py.
@@ -7,11 +8,14 @@ Small and in memory (a 300-user world, models fitted in well under a second), so
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 from typing import ClassVar
 
+import duckdb
 import numpy as np
+import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 from implicit.cpu.topk import topk
@@ -19,7 +23,7 @@ from implicit.nearest_neighbours import bm25_weight
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from dev_api.world import World
-from recommender import models
+from recommender import models, scoring
 from recommender.data import PAIR_KEY, Interactions
 from recommender.models import (
     _NO_SCORE,
@@ -37,8 +41,10 @@ from recommender.models import (
     unplayed,
 )
 from recommender.progress import Progress
-from recommender.scoring import cold_start
-from tests.recommender.tiny import world_catalogue, world_listens
+from recommender.scoring import Tally, cold_start, recommendation_batches
+from recommender.settings import Settings
+from tests.recommender.tiny import world_catalogue, world_listens, write_warehouse
+from tests.support import query
 
 K = 10
 ALS = {
@@ -530,3 +536,157 @@ def test_als_scores_are_float64_dot_products_of_the_folded_in_factors(
     assert (top.track_ids >= 0).all()
     np.testing.assert_allclose(top.scores, expected, rtol=1e-12)
     assert (np.diff(top.scores, axis=1) <= 0).all()
+
+
+def scoring_warehouse(path: Path, world: World, model: Model, solo: list[int]) -> dict[str, int]:
+    """The tiny warehouse of `world`, edited as nights change it: a few tracks delisted, the
+    `solo` tracks (the model's last, which only one training user played, and two popular
+    ones) in a genre "Solo"; users who signed up with no listens (a genre, none, one without
+    tracks), one who played only a track the model does not know, one who played only the
+    model's lone track, and a listener gone from dim_users. The users, by what they are."""
+    write_warehouse(path, world)
+    tracks = model.track_ids.tolist()
+    listeners = sorted({u for (u,) in query(path, "select user_id from marts.fct_user_tracks")})
+    assert listeners[0] > 1
+    users = {
+        "signed up": 900001,
+        "no genre": 900002,
+        "genre without tracks": 900003,
+        "unknown track": 900004,
+        "lone track": 1,  # the first user of the listens: a position of 0
+        "gone": listeners[5],
+    }
+    with duckdb.connect(str(path)) as connection:
+        connection.execute(
+            "insert into marts.dim_tracks values (?, ['Solo'])", [solo[0]]
+        )  # the lone track was never in the world's catalogue
+        connection.execute(
+            "update marts.dim_tracks set genres = list_append(genres, 'Solo') "
+            "where track_id in (?, ?)",
+            solo[1:],
+        )
+        delisted = [t for t in tracks[::20] if t not in solo]
+        connection.execute(
+            f"delete from marts.dim_tracks where track_id in ({', '.join(map(str, delisted))})"
+        )
+        connection.execute(
+            "insert into marts.dim_users values (900001, (select min(g) from (select "
+            "unnest(genres) as g from marts.dim_tracks))), (900002, null), (900003, 'Nowhere'), "
+            "(900004, 'Solo'), (1, 'Solo')"
+        )
+        connection.execute(
+            "insert into marts.fct_user_tracks values (900004, 999999, 2), (1, ?, 1)",
+            [solo[0]],
+        )
+        connection.execute("delete from marts.dim_users where user_id = ?", [users["gone"]])
+    return users
+
+
+@pytest.mark.parametrize("kind", sorted(PARAMS))
+def test_scoring_rows_are_the_model_s_or_a_cold_start_never_a_played_or_delisted_track(
+    kind: str, world: World, listens: Interactions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a training user who alone played a track no one else did: co-listen has no neighbour for it
+    loner, lone = int(listens.user_ids.max()) + 1, int(listens.track_ids.max()) + 1
+    known = listens.matrix.tocoo()
+    trained = Interactions.from_pairs(
+        np.append(listens.user_ids[known.row], loner),
+        np.append(listens.track_ids[known.col], lone),
+        np.append(known.data, 1.0),
+    )
+    model = MODEL_KINDS[kind](PARAMS[kind])
+    model.fit(trained)
+    counts = dict(zip(model.track_ids.tolist(), model.listener_counts.tolist(), strict=True))
+    ranked = sorted(counts, key=lambda track: (-counts[track], track))
+    solo = [lone, *ranked[1:3]]
+    warehouse = tmp_path / "warehouse.duckdb"
+    users = scoring_warehouse(warehouse, world, model, solo)
+    settings = Settings(duckdb_path=warehouse, models_dir=tmp_path / "models", top_k=K)
+    monkeypatch.setattr(scoring, "BATCH_USERS", 2)  # cold starts in batches of two users
+    reports: list[str] = []
+    tally = Tally()
+    generated_at = np.datetime64("2026-01-02T03:04:05.000006", "us")
+    tables = list(
+        recommendation_batches(
+            model,
+            7,
+            settings,
+            Progress(reports.append, every_seconds=0),
+            tally,
+            generated_at=generated_at,
+        )
+    )
+    table = pa.concat_tables(tables)
+    rows: dict[int, list[dict]] = {}
+    for row in table.to_pylist():
+        rows.setdefault(row["user_id"], []).append(row)
+
+    # what each user should get, read from the marts in Python
+    genres = dict(query(warehouse, "select user_id, favorite_genre from marts.dim_users"))
+    catalogue = dict(query(warehouse, "select track_id, genres from marts.dim_tracks"))
+    played: dict[int, set[int]] = {}
+    pairs = query(warehouse, "select user_id, track_id, listen_count from marts.fct_user_tracks")
+    for user, track, _ in pairs:
+        played.setdefault(user, set()).add(track)
+    history = Interactions.from_pairs(*(np.array(column) for column in zip(*pairs, strict=True)))
+    current = sorted(genres)
+    served = recommend(
+        model,
+        history,
+        np.flatnonzero(np.isin(history.user_ids, current)),
+        K,
+        np.array(sorted(catalogue)),
+    )
+    warm = {
+        int(user): [(int(t), float(s)) for t, s in zip(top, scores, strict=True) if t >= 0]
+        for user, top, scores in zip(
+            history.user_ids[np.isin(history.user_ids, current)],
+            served.track_ids,
+            served.scores,
+            strict=True,
+        )
+        if top[0] >= 0
+    }
+    listed = [track for track in ranked if track in catalogue]
+
+    def cold(user: int) -> list[tuple[int, float]]:
+        genre = genres[user]
+        in_genre = [track for track in listed if genre in catalogue[track]] or listed
+        mine = played.get(user, set())
+        return [(track, counts[track]) for track in in_genre if track not in mine][:K]
+
+    assert set(rows) == set(current) and users["gone"] not in rows
+    for user in current:
+        mine = rows[user]
+        expected = warm.get(user) or cold(user)
+        assert [r["track_id"] for r in mine] == [track for track, _ in expected]
+        assert [r["score"] for r in mine] == pytest.approx([s for _, s in expected], rel=1e-9)
+        assert [r["rank"] for r in mine] == list(range(1, len(mine) + 1))
+        assert {(r["model_version"], r["is_cold_start"], r["generated_at"]) for r in mine} == {
+            (7, user not in warm, generated_at.astype(object))
+        }
+        assert not {r["track_id"] for r in mine} & played.get(user, set())
+        assert {r["track_id"] for r in mine} <= set(catalogue)
+    # the constructed cases are what they claim to be
+    cold_users = set(current) - set(warm)
+    assert {users[what] for what in ("signed up", "no genre", "genre without tracks")} <= cold_users
+    assert [r["track_id"] for r in rows[users["unknown track"]]] == [*solo[1:], lone]
+    if kind == "co_listen":  # knows the lone track, has no neighbour of it to serve
+        assert users["lone track"] in cold_users
+        assert [r["track_id"] for r in rows[users["lone track"]]] == solo[1:]
+    assert len(rows[users["no genre"]]) == K and rows[users["no genre"]][0]["track_id"] == listed[0]
+    # batches, progress and the tally
+    assert table.schema.field("rank").type == pa.int32()
+    assert all(len(set(t["user_id"].to_pylist())) <= 2 for t in tables[1:])
+    assert len(tables) == 1 + math.ceil(len(cold_users) / 2)
+    cold_rows = sum(r["is_cold_start"] for r in table.to_pylist())
+    assert (tally.rows, tally.users, tally.cold_rows) == (table.num_rows, len(current), cold_rows)
+    assert reports[-1].startswith(f"scoring: {len(current):,}/{len(current):,} users")
+    # scoring some users only gives them the very rows scoring everyone gives them
+    some = np.array([*current[::7], users["lone track"], users["unknown track"]], dtype=np.int64)
+    some_rows = pa.concat_tables(
+        recommendation_batches(model, 7, settings, users=np.unique(some), generated_at=generated_at)
+    ).to_pylist()
+    assert sorted(some_rows, key=lambda r: (r["user_id"], r["rank"])) == [
+        row for user in np.unique(some).tolist() for row in rows[user]
+    ]
