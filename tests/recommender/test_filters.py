@@ -41,7 +41,7 @@ from recommender.models import (
     unplayed,
 )
 from recommender.progress import Progress
-from recommender.scoring import Tally, cold_start, recommendation_batches
+from recommender.scoring import Tally, cold_start, recommendation_batches, recommendations_table
 from recommender.settings import Settings
 from tests.recommender.tiny import world_catalogue, world_listens, write_warehouse
 from tests.support import query
@@ -682,6 +682,10 @@ def test_scoring_rows_are_the_model_s_or_a_cold_start_never_a_played_or_delisted
     cold_rows = sum(r["is_cold_start"] for r in table.to_pylist())
     assert (tally.rows, tally.users, tally.cold_rows) == (table.num_rows, len(current), cold_rows)
     assert reports[-1].startswith(f"scoring: {len(current):,}/{len(current):,} users")
+    # every row at once (for checks on small data) is the same rows
+    assert recommendations_table(model, 7, settings).drop_columns("generated_at").to_pylist() == (
+        table.drop_columns("generated_at").to_pylist()
+    )
     # scoring some users only gives them the very rows scoring everyone gives them
     some = np.array([*current[::7], users["lone track"], users["unknown track"]], dtype=np.int64)
     some_rows = pa.concat_tables(

@@ -5,7 +5,10 @@ enough for `make mutation` to run per mutant of recommender/warehouse.py.
 
 from __future__ import annotations
 
+import re
+import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,8 +19,12 @@ import pytest
 
 from dev_api.world import World
 from recommender import RecommenderError
+from recommender.models import Als, Model, Popularity
+from recommender.scoring import context_hash, score
+from recommender.settings import Settings
 from recommender.warehouse import (
     RECOMMENDATION_COLUMNS,
+    ModelVersion,
     champion,
     listens_first_seen_after,
     model_versions,
@@ -406,3 +413,188 @@ def test_recommendations_are_staged_beside_the_warehouse_and_cleaned_up(
     assert [[path.name for path in paths] for paths in staged] == [["recommendations.parquet"]]
     assert not list(warehouse.parent.glob(".recommendations-*"))
     assert len(stored(warehouse)) == 4
+
+
+ROWS = "select * from ml.recommendations order by user_id, rank"
+
+
+def scoring_settings(tmp_path: Path, warehouse: Path, **changes: object) -> Settings:
+    return Settings(
+        duckdb_path=warehouse, models_dir=tmp_path / "models", top_k=5, candidates={}, **changes
+    )
+
+
+def a_champion(
+    warehouse: Path, folder: Path, model: Model, version: int, name: str = "pop"
+) -> ModelVersion:
+    model.save(folder)
+    row = a_version(
+        version, "champion", model_name=name, model_kind=model.kind, artifact_path=str(folder)
+    )
+    register(warehouse, row)
+    return row
+
+
+def rows_of(warehouse: Path) -> dict[int, list[tuple]]:
+    by_user: dict[int, list[tuple]] = {}
+    for row in query(warehouse, ROWS):
+        by_user.setdefault(row[0], []).append(row)
+    return by_user
+
+
+def untimed(message: str) -> str:
+    """The message without its closing "; 1.2 s"."""
+    head, seconds = message.rsplit("; ", 1)
+    assert re.fullmatch(r"\d+\.\d s", seconds), message
+    return head
+
+
+def test_scoring_re_scores_whom_and_what_changed(
+    warehouse: Path, world: World, tmp_path: Path
+) -> None:
+    """On the tiny warehouse: refused, first, quiet and changed nights, then each reason to
+    re-score everyone; the messages exactly."""
+    model = Popularity({})
+    model.fit(world_listens(world))
+    a_champion(warehouse, tmp_path / "v1", model, 1)
+    settings = scoring_settings(tmp_path, warehouse)
+    users = sorted(read_users(warehouse))
+
+    refused = score(settings, refused="a dbt test failed")
+    assert (refused.scored, refused.render()) == (
+        False,
+        "a dbt test failed: no scoring on data that failed its checks; yesterday's "
+        "recommendations stay (ml.recommendations is empty)",
+    )
+    steps: list[str] = []
+    first = score(settings, progress=steps.append)
+    everyone = "everyone, because no previous scoring is recorded (ml.scored_users is empty)"
+    assert first.everyone_because == everyone.removeprefix("everyone, because ")
+    assert (first.users_rescored, first.users_kept, first.users_removed) == (len(users), 0, 0)
+    assert first.rows_written == len(query(warehouse, ROWS)) == 5 * len(users)
+    assert untimed(first.render()) == (
+        f"Scored {5 * len(users):,} recommendations for {len(users):,} users ({everyone}) with "
+        "champion v1 (pop); 0 cold-start rows; 0 users kept their recommendations, 0 gone "
+        "users' removed"
+    )
+    assert f"scoring: {len(users):,} users: {everyone}" in steps
+    assert set(rows_of(warehouse)) == set(users)
+
+    quiet_steps: list[str] = []
+    quiet = score(settings, progress=quiet_steps.append)
+    assert quiet.message == (
+        "Nothing changed since the last scoring with champion v1 (pop): 0 users re-scored, "
+        f"{len(users):,} kept their recommendations"
+    )
+    assert quiet_steps[-1] == f"scoring: {quiet.message}"
+    assert (quiet.scored, quiet.users_kept, quiet.rows_written) == (True, len(users), 0)
+
+    before = rows_of(warehouse)
+    listened, gone = users[0], users[1]
+    top = before[listened][0][2]
+    with duckdb.connect(str(warehouse)) as connection:
+        connection.execute("insert into marts.fct_user_tracks values (?, ?, 1)", [listened, top])
+        connection.execute("delete from marts.dim_users where user_id = ?", [gone])
+        connection.execute("insert into marts.dim_users values (900001, null)")
+    night = score(settings)
+    after = rows_of(warehouse)
+    assert night.everyone_because is None
+    assert (night.users_rescored, night.users_kept, night.users_removed) == (
+        2,
+        len(users) - 2,
+        1,
+    )
+    assert untimed(night.message) == (
+        "Scored 10 recommendations for 2 users (the users whose listens or favourite genre "
+        "changed) with champion v1 (pop); 5 cold-start rows; "
+        f"{len(users) - 2:,} users kept their recommendations, 1 gone users' removed"
+    )
+    assert set(after) == set(users) - {gone} | {900001}
+    assert top not in {row[2] for row in after[listened]}
+    assert {user: rows for user, rows in after.items() if user not in (listened, 900001)} == {
+        user: rows for user, rows in before.items() if user not in (listened, gone)
+    }
+
+    def everyone_because(settings: Settings) -> str | None:
+        report = score(settings)
+        assert report.users_rescored == len(read_users(warehouse)) and report.users_kept == 0
+        return report.everyone_because
+
+    assert everyone_because(replace(settings, top_k=4)) == (
+        "the champion's tracks in dim_tracks, their genres or top_k changed"
+    )
+    assert everyone_because(replace(settings, top_k=4, full_rescore=True)) == (
+        "a full re-score was asked (recommender.full_rescore)"
+    )
+    with duckdb.connect(str(warehouse)) as connection:
+        connection.execute(
+            "update ml.recommendations set model_version = 9 where user_id = ?", [900001]
+        )
+    assert everyone_because(replace(settings, top_k=4)) == (
+        "ml.recommendations holds 4 rows that ml.scored_users does not account for"
+    )
+    a_champion(warehouse, tmp_path / "v2", model, 2, "pop2")
+    set_statuses(warehouse, {1: ("retired", "test")})
+    assert everyone_because(replace(settings, top_k=4)) == "the champion changed (v1 -> v2)"
+    assert query(warehouse, "select distinct model_version from ml.scored_users") == [(2,)]
+
+
+def test_the_context_hash_follows_the_model_s_listed_tracks_their_genres_and_top_k(
+    world: World,
+) -> None:
+    model = Popularity({})
+    model.fit(world_listens(world))
+    catalogue = world_catalogue(world)
+    tracks = model.track_ids.tolist()
+    other = max(catalogue) + 1
+    base = context_hash(model, catalogue, 10)
+    reordered = {t: list(reversed(genres)) for t, genres in reversed(catalogue.items())}
+
+    assert context_hash(model, reordered, 10) == base
+    assert context_hash(model, {**catalogue, other: ["New"]}, 10) == base  # not the model's
+    changed = [
+        context_hash(model, catalogue, 11),
+        context_hash(model, {t: g for t, g in catalogue.items() if t != tracks[0]}, 10),
+        context_hash(model, {**catalogue, tracks[-1]: [*catalogue[tracks[-1]], "New"]}, 10),
+    ]
+    assert len({base, *changed}) == 4
+    assert all(-(2**63) <= value < 2**63 for value in (base, *changed))
+
+
+def test_a_champion_scoring_cannot_trust_or_find_is_said(
+    warehouse: Path, world: World, tmp_path: Path
+) -> None:
+    als = Als(
+        {"factors": 4, "regularization": 0.1, "alpha": 1.0, "iterations": 2, "bm25_k1": 100.0,
+         "bm25_b": 0.8, "random_state": 1}
+    )  # fmt: skip
+    als.fit(world_listens(world))
+    a_champion(warehouse, tmp_path / "v1", als, 1, "als")
+    (tmp_path / "v1" / "bm25.npz").unlink()  # saved before the statistics were kept
+    settings = scoring_settings(tmp_path, warehouse)
+    score(settings)
+    report = score(settings)
+    assert report.everyone_because == (
+        "champion v1's artifact predates the BM25 statistics kept at training: its weighting "
+        "uses every user's listens (retrain to score incrementally)"
+    )
+    assert report.users_rescored == len(read_users(warehouse))
+    shutil.rmtree(tmp_path / "v1")
+    with pytest.raises(RecommenderError) as missing:
+        score(settings)
+    assert str(missing.value) == (
+        f"champion v1's artifact {tmp_path / 'v1'} is missing: run `python -m recommender "
+        "train` to train and promote a new one"
+    )
+
+
+def test_with_no_champion_scoring_trains_one_first(warehouse: Path, tmp_path: Path) -> None:
+    report = score(scoring_settings(tmp_path, warehouse))
+    assert report.bootstrap is not None and report.scored
+    assert champion(warehouse) == report.bootstrap.champion_after
+    assert report.render() == (
+        f"No champion yet: bootstrap training.\n{report.bootstrap.render()}\n{report.message}"
+    )
+    assert {
+        version for (version,) in query(warehouse, "select model_version from ml.recommendations")
+    } == {report.bootstrap.champion_after.model_version}
