@@ -477,7 +477,12 @@ def test_scoring_re_scores_whom_and_what_changed(
         "champion v1 (pop); 0 cold-start rows; 0 users kept their recommendations, 0 gone "
         "users' removed"
     )
-    assert f"scoring: {len(users):,} users: {everyone}" in steps
+    assert steps == [
+        "scoring: finding the users whose listens changed",
+        f"scoring: {len(users):,} users: {everyone}",
+        "scoring: reading users, catalogue and listens",
+        f"scoring: {len(users):,} users",
+    ]
     assert set(rows_of(warehouse)) == set(users)
 
     quiet_steps: list[str] = []
