@@ -444,16 +444,21 @@ def test_pruned_top_k_is_the_exact_top_k_of_the_unplayed_allowed_items(
 ) -> None:
     """Against every score computed: items spread over several chunks, norms as skewed as
     popularity makes them, the users' best items played, a user with fewer than k left."""
-    monkeypatch.setattr(models, "_TOP_K_CELLS", 1)  # chunks of 1,024 items
+    # chunks of 1,500 items while all 40 users are active, larger as they are done
+    monkeypatch.setattr(models, "_TOP_K_CELLS", 60_000)
     rng = np.random.default_rng(11)
     items, users, k = 3000, 40, 10
     item_factors = (
         rng.normal(size=(items, 6)) * (rng.pareto(1.5, size=items)[:, None] + 0.05)
     ).astype(np.float32)
+    # the largest norms: item 1 (which every user played), then item 0
+    largest = np.linalg.norm(item_factors, axis=1).max()
+    scale = largest * np.array([1.5, 2.0]) / np.linalg.norm(item_factors[:2], axis=1)
+    item_factors[:2] *= scale[:, None]
     user_factors = rng.normal(size=(users, 6)).astype(np.float32)
     norms = np.linalg.norm(item_factors.astype(np.float64), axis=1)
     allowed = np.ones(items, dtype=bool)
-    allowed[::9] = False  # banned
+    allowed[5::9] = False  # banned
     by_norm = np.argsort(-norms, kind="stable")
     by_norm = by_norm[allowed[by_norm]]
     every = user_factors.astype(np.float64) @ item_factors.T.astype(np.float64)
@@ -473,7 +478,8 @@ def test_pruned_top_k_is_the_exact_top_k_of_the_unplayed_allowed_items(
     columns, scores = pruned_top_k(user_factors, item_factors, by_norm, norms[by_norm], played, k)
 
     assert columns.shape == scores.shape == (users, k)
-    assert len(by_norm) > 2 * 1024
+    assert len(by_norm) > 1500 and by_norm[:2].tolist() == [1, 0]
+    assert (columns == 0).sum() >= 5  # item 0 is served: an index of 0 is an item
     for user, mine in enumerate(played_sets):
         candidates = [item for item in best[user].tolist() if allowed[item] and item not in mine]
         expected = candidates[:k]
@@ -674,6 +680,8 @@ def test_scoring_rows_are_the_model_s_or_a_cold_start_never_a_played_or_delisted
     if kind == "co_listen":  # knows the lone track, has no neighbour of it to serve
         assert users["lone track"] in cold_users
         assert [r["track_id"] for r in rows[users["lone track"]]] == solo[1:]
+    else:  # one listen the model knows is enough
+        assert users["lone track"] not in cold_users and len(rows[users["lone track"]]) == K
     assert len(rows[users["no genre"]]) == K and rows[users["no genre"]][0]["track_id"] == listed[0]
     # batches, progress and the tally
     assert table.schema.field("rank").type == pa.int32()
