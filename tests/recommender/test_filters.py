@@ -559,6 +559,7 @@ def scoring_warehouse(path: Path, world: World, model: Model, solo: list[int]) -
         "no genre": 900002,
         "genre without tracks": 900003,
         "unknown track": 900004,
+        "signed up, solo": 900006,
         "lone track": 1,  # the first user of the listens: a position of 0
         "gone": listeners[5],
     }
@@ -578,7 +579,7 @@ def scoring_warehouse(path: Path, world: World, model: Model, solo: list[int]) -
         connection.execute(
             "insert into marts.dim_users values (900001, (select min(g) from (select "
             "unnest(genres) as g from marts.dim_tracks))), (900002, null), (900003, 'Nowhere'), "
-            "(900004, 'Solo'), (1, 'Solo')"
+            "(900004, 'Solo'), (1, 'Solo'), (900006, 'Solo')"
         )
         connection.execute(
             "insert into marts.fct_user_tracks values (900004, 999999, 2), (1, ?, 1)",
@@ -593,7 +594,8 @@ def test_scoring_rows_are_the_model_s_or_a_cold_start_never_a_played_or_delisted
     kind: str, world: World, listens: Interactions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # a training user who alone played a track no one else did: co-listen has no neighbour for it
-    loner, lone = int(listens.user_ids.max()) + 1, int(listens.track_ids.max()) + 1
+    # (track id 0: the model's first column, and an id like any other)
+    loner, lone = int(listens.user_ids.max()) + 1, 0
     known = listens.matrix.tocoo()
     trained = Interactions.from_pairs(
         np.append(listens.user_ids[known.row], loner),
@@ -676,7 +678,9 @@ def test_scoring_rows_are_the_model_s_or_a_cold_start_never_a_played_or_delisted
     # the constructed cases are what they claim to be
     cold_users = set(current) - set(warm)
     assert {users[what] for what in ("signed up", "no genre", "genre without tracks")} <= cold_users
-    assert [r["track_id"] for r in rows[users["unknown track"]]] == [*solo[1:], lone]
+    assert listens.track_ids.min() > 0 and model.track_ids[0] == lone
+    for user in ("unknown track", "signed up, solo"):
+        assert [r["track_id"] for r in rows[users[user]]] == [*solo[1:], lone]
     if kind == "co_listen":  # knows the lone track, has no neighbour of it to serve
         assert users["lone track"] in cold_users
         assert [r["track_id"] for r in rows[users["lone track"]]] == solo[1:]

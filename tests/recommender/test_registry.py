@@ -495,7 +495,7 @@ def test_scoring_re_scores_whom_and_what_changed(
     assert (quiet.scored, quiet.users_kept, quiet.rows_written) == (True, len(users), 0)
 
     before = rows_of(warehouse)
-    listened, gone = users[0], users[1]
+    listened, gone = users[3], users[1]  # users[0], unchanged, is found at position 0
     top = before[listened][0][2]
     with duckdb.connect(str(warehouse)) as connection:
         connection.execute("insert into marts.fct_user_tracks values (?, ?, 1)", [listened, top])
