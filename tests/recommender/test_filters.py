@@ -154,6 +154,9 @@ def test_batches_of_any_size_serve_the_same_and_count_every_user(
         np.concatenate([top.track_ids for _, top in batches]), whole.track_ids
     )
     assert reports[-1].startswith(f"scoring: {len(rows):,}/{len(rows):,} users")
+    progress.step("evaluating", total=len(rows), unit="users")
+    recommend(fitted, listens, rows, K, fitted.track_ids, progress)
+    assert reports[-1].startswith(f"evaluating: {len(rows):,}/{len(rows):,} users")
 
 
 def test_a_saved_model_loads_back_and_serves_the_same(
@@ -191,6 +194,7 @@ def test_popularity_serves_the_most_listened_unplayed_tracks(listens: Interactio
     top = recommend(model, listens, rows, K, model.track_ids)
 
     assert [listeners[int(t)].__len__() for t in model.track_ids] == model.listener_counts.tolist()
+    assert model.listener_counts.dtype == np.float32
     for row, served in zip(rows, top.track_ids.tolist(), strict=True):
         mine = set(listens.track_ids[listens.matrix[row].indices].tolist())
         assert served == [track for track in ranking if track not in mine][:K]
@@ -425,7 +429,8 @@ def test_an_als_artifact_without_bm25_statistics_weighs_with_the_matrix_it_is_gi
     old = load(tmp_path / "old")
     model.save(tmp_path / "current")
     current = load(tmp_path / "current")
-    half = listens.matrix[::2]
+    # users with different numbers of listens: B weighs a user's length against the mean
+    half = (sp.diags(np.arange(len(listens.user_ids))[::2] % 5 + 1.0) @ listens.matrix[::2]).tocsr()
     expected = bm25_weight(half, K1=ALS["bm25_k1"], B=ALS["bm25_b"]).tocsr()
 
     assert (old.idf, old.average_length, old.scores_each_user_alone) == (None, None, False)
@@ -706,3 +711,31 @@ def test_scoring_rows_are_the_model_s_or_a_cold_start_never_a_played_or_delisted
     assert sorted(some_rows, key=lambda r: (r["user_id"], r["rank"])) == [
         row for user in np.unique(some).tolist() for row in rows[user]
     ]
+
+
+def test_als_serves_the_exact_top_k_when_its_tracks_take_several_chunks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """More tracks than one chunk of the pruned top-k holds (1,024): against every score."""
+    monkeypatch.setattr(models, "_TOP_K_CELLS", 1)
+    wide = world_listens(World(seed=8, users=200, tracks=4000, listens=15))
+    model = Als(ALS)
+    model.fit(wide)
+    catalogue = np.setdiff1d(model.track_ids, model.track_ids[3::11])
+    rows = np.arange(0, len(wide.user_ids), 3)
+    top = recommend(model, wide, rows, K, catalogue)
+    user_items = wide.on_tracks(model.track_ids)
+    item_factors = model.model.item_factors
+    factors = fold_in(
+        item_factors,
+        _gram(item_factors, ALS["regularization"]),
+        model._weighted(user_items)[rows] * ALS["alpha"],
+    )
+    every = factors.astype(np.float64) @ item_factors.T.astype(np.float64)
+    every[:, ~np.isin(model.track_ids, catalogue)] = -np.inf
+    every[user_items[rows].nonzero()] = -np.inf
+    best = np.argsort(-every, axis=1, kind="stable")[:, :K]
+
+    assert len(model.track_ids) > 1024
+    np.testing.assert_allclose(top.scores, np.take_along_axis(every, best, axis=1), rtol=1e-9)
+    assert (top.track_ids == model.track_ids[best]).mean() > 0.99
