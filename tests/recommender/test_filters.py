@@ -440,6 +440,13 @@ def test_an_als_artifact_without_bm25_statistics_weighs_with_the_matrix_it_is_gi
     weighted = old._weighted(half)
     assert weighted.dtype == np.float32 and weighted.shape == half.shape
     np.testing.assert_allclose(weighted.toarray(), expected.toarray(), rtol=1e-6)
+    # a user with no listens at the end keeps their (empty) row
+    with_silent = sp.vstack([half, sp.csr_matrix((1, half.shape[1]), dtype=np.float32)]).tocsr()
+    assert (
+        current._weighted(with_silent).shape
+        == old._weighted(with_silent).shape
+        == (with_silent.shape)
+    )
     # the kept statistics weigh the same half by the training matrix's idf: not the same
     assert not np.allclose(current._weighted(half).toarray(), expected.toarray(), rtol=1e-3)
 
@@ -496,6 +503,11 @@ def test_pruned_top_k_is_the_exact_top_k_of_the_unplayed_allowed_items(
         )
         assert (scores[user][columns[user] < 0] == _NO_SCORE).all()
     assert (columns[-1] == -1).sum() == k - 3
+    # without that user, everyone is done before the last chunk: the same top k
+    done_early = pruned_top_k(
+        user_factors[:-1], item_factors, by_norm, norms[by_norm], played[:-1], k
+    )
+    np.testing.assert_array_equal(done_early[0], columns[:-1])
 
 
 def test_fold_in_solves_each_user_like_implicit_s_recalculate_user(
