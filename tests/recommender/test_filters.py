@@ -711,7 +711,8 @@ def test_scoring_rows_are_the_model_s_or_a_cold_start_never_a_played_or_delisted
     cold_rows = sum(r["is_cold_start"] for r in table.to_pylist())
     assert (tally.rows, tally.users, tally.cold_rows) == (table.num_rows, len(current), cold_rows)
     assert reports[-1].startswith(f"scoring: {len(current):,}/{len(current):,} users")
-    # every row at once (for checks on small data) is the same rows
+    # every row at once (for checks on small data) is the same rows, generated now
+    assert recommendations_table(model, 7, settings)["generated_at"].null_count == 0
     assert recommendations_table(model, 7, settings).drop_columns("generated_at").to_pylist() == (
         table.drop_columns("generated_at").to_pylist()
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -442,10 +443,12 @@ def rows_of(warehouse: Path) -> dict[int, list[tuple]]:
     return by_user
 
 
-def untimed(message: str) -> str:
-    """The message without its closing "; 1.2 s"."""
+def untimed(message: str, started: float) -> str:
+    """The message without its closing "; 1.2 s", which must not exceed the time since
+    `started` (time.monotonic())."""
     head, seconds = message.rsplit("; ", 1)
     assert re.fullmatch(r"\d+\.\d s", seconds), message
+    assert float(seconds.removesuffix(" s")) <= time.monotonic() - started + 0.05, message
     return head
 
 
@@ -467,12 +470,13 @@ def test_scoring_re_scores_whom_and_what_changed(
         "recommendations stay (ml.recommendations is empty)",
     )
     steps: list[str] = []
+    started = time.monotonic()
     first = score(settings, progress=steps.append)
     everyone = "everyone, because no previous scoring is recorded (ml.scored_users is empty)"
     assert first.everyone_because == everyone.removeprefix("everyone, because ")
     assert (first.users_rescored, first.users_kept, first.users_removed) == (len(users), 0, 0)
     assert first.rows_written == len(query(warehouse, ROWS)) == 5 * len(users)
-    assert untimed(first.render()) == (
+    assert untimed(first.render(), started) == (
         f"Scored {5 * len(users):,} recommendations for {len(users):,} users ({everyone}) with "
         "champion v1 (pop); 0 cold-start rows; 0 users kept their recommendations, 0 gone "
         "users' removed"
@@ -501,6 +505,7 @@ def test_scoring_re_scores_whom_and_what_changed(
         connection.execute("insert into marts.fct_user_tracks values (?, ?, 1)", [listened, top])
         connection.execute("delete from marts.dim_users where user_id = ?", [gone])
         connection.execute("insert into marts.dim_users values (900001, null)")
+    started = time.monotonic()
     night = score(settings)
     after = rows_of(warehouse)
     assert night.everyone_because is None
@@ -509,7 +514,7 @@ def test_scoring_re_scores_whom_and_what_changed(
         len(users) - 2,
         1,
     )
-    assert untimed(night.message) == (
+    assert untimed(night.message, started) == (
         "Scored 10 recommendations for 2 users (the users whose listens or favourite genre "
         "changed) with champion v1 (pop); 5 cold-start rows; "
         f"{len(users) - 2:,} users kept their recommendations, 1 gone users' removed"
@@ -519,6 +524,19 @@ def test_scoring_re_scores_whom_and_what_changed(
     assert {user: rows for user, rows in after.items() if user not in (listened, 900001)} == {
         user: rows for user, rows in before.items() if user not in (listened, gone)
     }
+
+    # each user's ml.scored_users row says when their rows were generated
+    assert query(
+        warehouse,
+        "select count(*) from ml.scored_users s join ml.recommendations r using (user_id) "
+        "where s.scored_at <> r.generated_at",
+    ) == [(0,)]
+    # a night where a user only went: their rows go, nobody is scored
+    with duckdb.connect(str(warehouse)) as connection:
+        connection.execute("delete from marts.dim_users where user_id = ?", [users[5]])
+    only_gone = score(settings)
+    assert (only_gone.users_rescored, only_gone.users_removed) == (0, 1)
+    assert users[5] not in rows_of(warehouse) and users[4] in rows_of(warehouse)
 
     def everyone_because(settings: Settings) -> str | None:
         report = score(settings)
@@ -541,6 +559,11 @@ def test_scoring_re_scores_whom_and_what_changed(
     a_champion(warehouse, tmp_path / "v2", model, 2, "pop2")
     set_statuses(warehouse, {1: ("retired", "test")})
     assert everyone_because(replace(settings, top_k=4)) == "the champion changed (v1 -> v2)"
+    with duckdb.connect(str(warehouse)) as connection:
+        connection.execute(
+            "update ml.scored_users set model_version = 1 where user_id = ?", [users[0]]
+        )
+    assert everyone_because(replace(settings, top_k=4)) == "the champion changed (v1, v2 -> v2)"
     assert query(warehouse, "select distinct model_version from ml.scored_users") == [(2,)]
 
 
@@ -594,7 +617,9 @@ def test_a_champion_scoring_cannot_trust_or_find_is_said(
 
 
 def test_with_no_champion_scoring_trains_one_first(warehouse: Path, tmp_path: Path) -> None:
-    report = score(scoring_settings(tmp_path, warehouse))
+    steps: list[str] = []
+    report = score(scoring_settings(tmp_path, warehouse), progress=steps.append)
+    assert steps[0] == "training: reading listens"
     assert report.bootstrap is not None and report.scored
     assert champion(warehouse) == report.bootstrap.champion_after
     assert report.render() == (
