@@ -71,12 +71,13 @@ class Model(ABC):
     """A recommender over the track index it was fitted on, saved to and loaded from a folder."""
 
     kind: ClassVar[str]
+    # set by fit or load: the track index the model was fitted on (sorted), and the distinct
+    # listeners of each track in the training data, the cold-start fallback of every model
+    track_ids: np.ndarray  # int64
+    listener_counts: np.ndarray  # float32
 
     def __init__(self, params: dict[str, Any]) -> None:
         self.params = params
-        self.track_ids = np.empty(0, dtype=np.int64)
-        # distinct listeners per track in the training data: the cold-start fallback of every model
-        self.listener_counts = np.empty(0, dtype=np.float32)
 
     def fit(self, train: Interactions, progress: Progress | None = None) -> None:
         self.track_ids = train.track_ids

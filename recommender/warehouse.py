@@ -3,6 +3,10 @@
 DuckDB allows one writing process per file, so every function opens a connection, does one
 thing and closes it again: read-only to read (so a read never waits for, nor blocks, another
 reader), read-write only to write `ml`.
+
+SQL is written in triple quotes, which `make mutation` leaves alone: DuckDB's SQL is
+case-insensitive, so every mutant that changes a query's case would be equivalent
+(docs/mutation.md); the tests check each query's results.
 """
 
 from __future__ import annotations
@@ -55,8 +59,10 @@ def connect(path: Path, writes_ml: bool = False) -> Iterator[duckdb.DuckDBPyConn
 def _has_ml_schema(connection: duckdb.DuckDBPyConnection) -> bool:
     return bool(
         connection.execute(
-            "select count(*) from duckdb_tables() "
-            "where schema_name = 'ml' and table_name = 'model_versions'"
+            """
+            select count(*) from duckdb_tables()
+            where schema_name = 'ml' and table_name = 'model_versions'
+            """
         ).fetchall()[0][0]
     )
 
@@ -79,8 +85,11 @@ def read_listens(path: Path) -> Listens:
     (user, track, first_seen_at) with its number of listens."""
     with connect(path) as connection:
         columns = connection.execute(
-            "select user_id, track_id, epoch_us(first_seen_at) as first_seen_us, "
-            "count(*) as listens from marts.fct_listen_events group by all"
+            """
+            select user_id, track_id, epoch_us(first_seen_at) as first_seen_us,
+                count(*) as listens
+            from marts.fct_listen_events group by all
+            """
         ).fetchnumpy()
     return Listens(
         columns["user_id"].astype(np.int64),
@@ -95,14 +104,14 @@ def read_user_tracks(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """marts.fct_user_tracks as (user_id, track_id, listen_count) arrays: tonight's histories,
     of every user or only of `users`."""
-    query = (
-        "select user_id, track_id::integer as track_id, listen_count::real as listen_count "
-        "from marts.fct_user_tracks"
-    )
+    query = """
+        select user_id, track_id::integer as track_id, listen_count::real as listen_count
+        from marts.fct_user_tracks
+    """
     with connect(path) as connection:
         if users is not None:
             connection.register("wanted", pa.table({"user_id": users}))
-            query += " semi join wanted using (user_id)"
+            query += """semi join wanted using (user_id)"""
         columns = connection.execute(query).fetchnumpy()
     return (
         columns["user_id"].astype(np.int64),
@@ -115,25 +124,32 @@ def read_scoring_inputs(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(user_id, inputs_hash) of every current user (marts.dim_users), sorted by user: a hash of
     what a user's recommendations depend on beside the model and the catalogue, their listens
     (track, count) and favourite genre. DuckDB's `hash`, combined per user with xor (each
-    (user, track) pair is one row of fct_user_tracks)."""
+    (user, track) pair is one row of fct_user_tracks).
+
+    Each pair is hashed as one number, track_id * 2^32 + listen_count (track ids < 2^31, as
+    data.PAIR_KEY has them): DuckDB's hash of several values xors their hashes, so the xor of
+    `hash(track_id, listen_count)` over a user's pairs would cancel out equal counts (two tracks
+    played once each, then each once more, would hash the same)."""
     with connect(path) as connection:
         columns = connection.execute(
-            "select user_id, hash(favorite_genre, coalesce(listens_hash, 0)) as inputs_hash "
-            "from marts.dim_users left join ("
-            "  select user_id, bit_xor(hash(track_id, listen_count)) as listens_hash "
-            "  from marts.fct_user_tracks group by user_id"
-            ") using (user_id) order by user_id"
+            """
+            select user_id, hash(favorite_genre, coalesce(listens_hash, 0)) as inputs_hash
+            from marts.dim_users left join (
+                select user_id, bit_xor(hash(track_id * 4294967296 + listen_count)) as listens_hash
+                from marts.fct_user_tracks group by user_id
+            ) using (user_id) order by user_id
+            """
         ).fetchnumpy()
     return columns["user_id"].astype(np.int64), columns["inputs_hash"].astype(np.uint64)
 
 
 def read_users(path: Path, users: np.ndarray | None = None) -> dict[int, str | None]:
     """Every current user (marts.dim_users), or those of `users`, with their favourite genre."""
-    query = "select user_id, favorite_genre from marts.dim_users"
+    query = """select user_id, favorite_genre from marts.dim_users """
     with connect(path) as connection:
         if users is not None:
             connection.register("wanted", pa.table({"user_id": users}))
-            query += " semi join wanted using (user_id)"
+            query += """semi join wanted using (user_id)"""
         return dict(connection.execute(query).fetchall())
 
 
@@ -143,7 +159,7 @@ def read_catalogue(path: Path) -> dict[int, list[str]]:
         return {
             track_id: list(genres or [])
             for track_id, genres in connection.execute(
-                "select track_id, genres from marts.dim_tracks"
+                """select track_id, genres from marts.dim_tracks"""
             ).fetchall()
         }
 
@@ -152,7 +168,7 @@ def listens_first_seen_after(path: Path, after: datetime) -> int:
     """How many listens appeared after `after`: the growth since a model's data window."""
     with connect(path) as connection:
         return connection.execute(
-            "select count(*) from marts.fct_listen_events where first_seen_at > ?", [after]
+            """select count(*) from marts.fct_listen_events where first_seen_at > ?""", [after]
         ).fetchone()[0]
 
 
@@ -219,7 +235,7 @@ def champion(path: Path) -> ModelVersion | None:
 def next_model_version(path: Path) -> int:
     with connect(path, writes_ml=True) as connection:
         return connection.execute(
-            "select coalesce(max(model_version), 0) + 1 from ml.model_versions"
+            """select coalesce(max(model_version), 0) + 1 from ml.model_versions"""
         ).fetchone()[0]
 
 
@@ -240,14 +256,16 @@ def register(path: Path, version: ModelVersion) -> None:
 def set_statuses(path: Path, statuses: dict[int, tuple[str, str]]) -> None:
     """Apply the gate's decisions, {version: (status, reason)}, in one transaction."""
     with connect(path, writes_ml=True) as connection:
-        connection.execute("begin transaction")
+        connection.begin()
         for model_version, (status, reason) in statuses.items():
             connection.execute(
-                "update ml.model_versions set status = ?, status_reason = ? "
-                "where model_version = ?",
+                """
+                update ml.model_versions set status = ?, status_reason = ?
+                where model_version = ?
+                """,
                 [status, reason, model_version],
             )
-        connection.execute("commit")
+        connection.commit()
 
 
 # ---- ml.recommendations ----------------------------------------------------------------------
@@ -277,8 +295,11 @@ def recommendations_state(path: Path) -> RecommendationsState:
         if not _has_ml_schema(connection):
             return RecommendationsState(0, 0, None, ())
         rows, users, generated_at, versions = connection.execute(
-            "select count(*), count(distinct user_id), max(generated_at), "
-            "list(distinct model_version order by model_version) from ml.recommendations"
+            """
+            select count(*), count(distinct user_id), max(generated_at),
+                list(distinct model_version order by model_version)
+            from ml.recommendations
+            """
         ).fetchone()
     return RecommendationsState(rows, users, generated_at, tuple(versions or ()))
 
@@ -299,20 +320,26 @@ class ScoredUsers:
 def read_scored_users(path: Path) -> ScoredUsers:
     with connect(path) as connection:
         if not connection.execute(
-            "select count(*) from duckdb_tables() "
-            "where schema_name = 'ml' and table_name = 'scored_users'"
+            """
+            select count(*) from duckdb_tables()
+            where schema_name = 'ml' and table_name = 'scored_users'
+            """
         ).fetchone()[0]:
             raise RecommenderError(
                 f"{path} has no ml.scored_users (added after this warehouse was built): run "
                 "`dbt build` (make elt), whose create_ml_tables macro creates it"
             )
         columns = connection.execute(
-            "select user_id, inputs_hash, model_version, context_hash "
-            "from ml.scored_users order by user_id"
+            """
+            select user_id, inputs_hash, model_version, context_hash
+            from ml.scored_users order by user_id
+            """
         ).fetchnumpy()
         [(unrecorded,)] = connection.execute(
-            "select count(*) from ml.recommendations anti join ml.scored_users "
-            "using (user_id, model_version)"
+            """
+            select count(*) from ml.recommendations anti join ml.scored_users
+            using (user_id, model_version)
+            """
         ).fetchall()
     return ScoredUsers(
         columns["user_id"].astype(np.int64),
@@ -342,10 +369,10 @@ def replace_recommendations(
         staged = Path(tmp) / "recommendations.parquet"
         rows = _stage(batches, staged)
         with connect(path, writes_ml=True) as connection:
-            connection.execute("begin transaction")
+            connection.begin()
             if replaced_users is None:
-                connection.execute("delete from ml.recommendations")
-                connection.execute("delete from ml.scored_users")
+                connection.execute("""delete from ml.recommendations""")
+                connection.execute("""delete from ml.scored_users""")
             else:
                 connection.register("replaced", pa.table({"user_id": replaced_users}))
                 for table in ("recommendations", "scored_users"):
@@ -363,7 +390,7 @@ def replace_recommendations(
                 f"insert into ml.scored_users ({', '.join(SCORED_USER_COLUMNS)}) "
                 f"select {', '.join(SCORED_USER_COLUMNS)} from scored"
             )
-            connection.execute("commit")
+            connection.commit()
     return rows
 
 

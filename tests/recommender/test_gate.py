@@ -108,6 +108,7 @@ def test_a_champion_without_its_artifact_is_judged_against_popularity_alone(
     decisions = decide([(a_version(4), best)], popularity, a_version(3), None, settings)
 
     assert decisions[4][0] == "champion"
+    assert decisions[4][1].startswith("recall@10 ")
     assert decisions[4][1].endswith("; champion v3's artifact is missing")
     assert decisions[3][0] == "retired"
 
@@ -194,6 +195,7 @@ def test_a_run_nothing_passes_makes_popularity_the_champion_and_records_every_co
     assert registry[-1].status_reason == (
         f"no candidate beat the popularity baseline ({registry[best].status_reason})"
     )
+    assert registry[1].status_reason.startswith("recall@10 ")  # untuned: no phrase first
     assert registry[2].status_reason.startswith("popularity_exponent=")
     assert "chosen on the validation split (random" in registry[2].status_reason
     assert registry[0].status_reason.startswith("the co-listen baseline; recall@10")
@@ -246,7 +248,9 @@ def test_a_run_nothing_passes_makes_popularity_the_champion_and_records_every_co
         f"training: evaluating tuned_co_listen: {users}",
         "training: registering and gating",
     ]
-    assert all(0 <= version.train_seconds <= elapsed for version in registry)
+    assert all(0 < version.train_seconds <= elapsed for version in registry)
+    # coverage: the share of the catalogue (dim_tracks) the evaluated users were served
+    assert all(0 < version.catalogue_coverage <= 1 for version in registry)
     rendered = report.render()
     lines = rendered.splitlines()
     split, rows = report.split, report.rows
