@@ -21,7 +21,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -230,7 +230,6 @@ class Tally:
     rows: int = 0
     users: int = 0
     cold_rows: int = 0
-    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def recommendations_table(model: Model, model_version: int, settings: Settings) -> pa.Table:
