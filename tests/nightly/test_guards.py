@@ -248,22 +248,37 @@ def test_publish_keeps_the_unchanged_tables_of_the_previous_file(tmp_path: Path)
     warehouse, target = tmp_path / "warehouse.duckdb", tmp_path / "analytics.duckdb"
     erasures = pa.Table.from_pylist([], schema=ERASURE_SCHEMA)
     small_warehouse(warehouse, 5)
-    publish(warehouse, target, [run(SUCCESS)], erasures)
+    with duckdb.connect(str(warehouse)) as connection:
+        connection.execute("create table marts.retired as select 1 as x")
+    # no previous file: nothing to keep, whatever the caller says
+    first = publish(
+        warehouse, target, [run(SUCCESS)], erasures, unchanged=frozenset({"marts.dim_users"})
+    )
+    assert first.shared == 0
+    assert query(target, "select count(*) from marts.retired") == [(1,)]
     with duckdb.connect(str(warehouse)) as connection:
         connection.execute(
             "create table marts.dim_tracks as select range as track_id from range(4)"
         )
         connection.execute("insert into marts.dim_users values (100)")  # not rebuilt, says caller
+        connection.execute(
+            "create or replace view marts.first_users as from marts.dim_users where user_id < 4"
+        )
+        connection.execute("drop table marts.retired")
 
     publication = publish(
         warehouse, target, [run(SUCCESS)], erasures, unchanged=frozenset({"marts.dim_users"})
     )
 
     assert publication.shared == 1
+    # a relation gone from the warehouse is gone from the file, even when the file was copied
+    assert query(target, "select count(*) from duckdb_tables() where table_name = 'retired'") == [
+        (0,)
+    ]
     assert "1 unchanged, kept from the previous file" in publication.render()
     # dim_users came from the previous file (the caller said it did not change), the rest anew
     assert query(target, "select count(*) from marts.dim_users") == [(5,)]
-    assert query(target, "select count(*) from marts.first_users") == [(3,)]
+    assert query(target, "select count(*) from marts.first_users") == [(4,)]
     assert query(target, "select count(*) from marts.dim_tracks") == [(4,)]
     assert query(target, "select count(*) from ops.pipeline_runs") == [(1,)]
     assert stat.S_IMODE(target.stat().st_mode) == 0o440
@@ -346,3 +361,34 @@ def test_a_publish_that_fails_leaves_the_old_file_and_no_leftovers(tmp_path: Pat
 
     assert target.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["analytics.duckdb", "warehouse.duckdb"]
+
+
+def test_publish_starts_afresh_from_a_previous_file_mostly_free_blocks(tmp_path: Path) -> None:
+    warehouse, target = tmp_path / "warehouse.duckdb", tmp_path / "analytics.duckdb"
+    erasures = pa.Table.from_pylist([], schema=ERASURE_SCHEMA)
+    small_warehouse(warehouse, 5)
+    publish(warehouse, target, [run(SUCCESS)], erasures)
+    target.chmod(0o640)
+    with duckdb.connect(str(target)) as connection:  # a file that once held far more
+        connection.execute("create table marts.bulk as select random() as x from range(3000000)")
+        connection.execute("checkpoint")
+        connection.execute("create table marts.tail as select range as x from range(1000)")
+        connection.execute("checkpoint")  # blocks after bulk's: its own are freed, not cut off
+        connection.execute("drop table marts.bulk")
+        connection.execute("checkpoint")
+        free, total = connection.execute(
+            "select free_blocks, total_blocks from pragma_database_size()"
+        ).fetchone()
+    assert free > 0.25 * total
+
+    publication = publish(
+        warehouse, target, [run(SUCCESS)], erasures, unchanged=frozenset({"marts.dim_users"})
+    )
+
+    assert publication.shared == 0  # copying it would carry the free blocks on
+    assert query(target, "select count(*) from marts.dim_users") == [(5,)]
+    with duckdb.connect(str(target), read_only=True) as connection:
+        free, total = connection.execute(
+            "select free_blocks, total_blocks from pragma_database_size()"
+        ).fetchone()
+    assert free <= 0.25 * total
