@@ -50,7 +50,7 @@ def spark_build(paths: Paths) -> dict[str, float]:
         check(build, "spark")
         _, back = timed(engine.import_marts, paths, engine.built_models(build))
         views, view_seconds = timed(
-            run_dbt, paths, "build", "--target", engine.DUCKDB_TARGET, "-s", *engine.DUCKDB_MODELS
+            run_dbt, paths, "build", "--target", engine.DUCKDB_TARGET, "-s", engine.DUCKDB_MODELS
         )
         check(views, "duckdb views")
         lake.commit(paths)
