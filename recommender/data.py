@@ -65,12 +65,41 @@ class Interactions:
         )
 
 
+def distinct(values: np.ndarray) -> np.ndarray:
+    """np.unique(values), by a sort: NumPy 2's hash table, which np.unique and np.isin use, took
+    13 s for 16 M user ids where a sort takes 1 s (46 s against 0.2 s for 16 M (user, track)
+    pairs)."""
+    ordered = np.sort(values, axis=None)
+    first = np.ones(len(ordered), dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    return ordered[first]
+
+
+def contains(values: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """np.isin(values, among), by a sort and a binary search (see `distinct`)."""
+    ordered = np.sort(among, axis=None)
+    if not len(ordered):
+        return np.zeros(np.shape(values), dtype=bool)
+    return ordered[_search(ordered, values).clip(max=len(ordered) - 1)] == values
+
+
 def positions(ids: np.ndarray, index: np.ndarray) -> np.ndarray:
     """Position of each id in a sorted index, -1 where it is absent."""
     if not len(index):
         return np.full(len(ids), -1)
-    found = np.searchsorted(index, ids).clip(max=len(index) - 1)
+    found = _search(index, ids).clip(max=len(index) - 1)
     return np.where(index[found] == ids, found, -1)
+
+
+def _search(ordered: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """np.searchsorted(ordered, values), the values searched in their sorted order: searched in
+    random order, each search strays over the index, and 16 M pairs took 28 s in 12.8 M against
+    3.2 s sorted first (NumPy starts each search from where the previous one ended)."""
+    flat = np.ravel(values)
+    by_value = np.argsort(flat)
+    found = np.empty(len(flat), dtype=np.intp)
+    found[by_value] = np.searchsorted(ordered, flat[by_value])
+    return found.reshape(np.shape(values))
 
 
 @dataclass(frozen=True)
@@ -113,7 +142,7 @@ def split(listens: Listens, settings: Settings, champion_window_end: datetime | 
     measured on listens it never saw; if no load came after it, the split is random (the hash
     holds out the same pairs as when the champion was trained, so those it never saw either).
     """
-    loads = np.unique(listens.first_seen_us)
+    loads = distinct(listens.first_seen_us)
     if champion_window_end is not None:
         unseen = loads[loads > int((champion_window_end - EPOCH) / timedelta(microseconds=1))]
     else:
@@ -136,7 +165,7 @@ def validation_split(listens: Listens, data: Split, settings: Settings) -> Split
     else:
         in_train = _random_train(listens, settings.split_seed, settings)
     window = Listens(*(column[in_train] for column in vars(listens).values()))
-    loads = np.unique(window.first_seen_us)
+    loads = distinct(window.first_seen_us)
     if len(loads) >= 2:
         cutoff = loads[-1]
         return _split(window, window.first_seen_us < cutoff, "time", from_epoch_us(cutoff))
@@ -160,10 +189,10 @@ def _split(
     kind: Literal["time", "random"],
     cutoff: datetime | None,
 ) -> Split:
-    users = np.unique(listens.user_ids)
+    users = distinct(listens.user_ids)
     # the holdout keeps only the tracks new to each user: a played track is never recommended
     pairs = listens.user_ids * PAIR_KEY + listens.track_ids
-    held_out = ~in_train & ~np.isin(pairs, pairs[in_train])
+    held_out = ~in_train & ~contains(pairs, pairs[in_train])
     first_seen = listens.first_seen_us[in_train]
     return Split(
         kind=kind,

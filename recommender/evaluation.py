@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from recommender.data import PAIR_KEY, Split
+from recommender.data import PAIR_KEY, Split, contains, distinct
 
 K = 10
 _DISCOUNTS = 1.0 / np.log2(np.arange(K) + 2.0)
@@ -57,12 +57,12 @@ def evaluate(
         + split.holdout.track_ids[held_out.indices]
     )
     keys = np.arange(len(rows))[:, None] * PAIR_KEY + top
-    hits = np.isin(keys, relevant) & (top >= 0)
+    hits = contains(keys, relevant) & (top >= 0)
     relevant_count = np.minimum(np.diff(held_out.indptr), K)
     per_user_recall = hits.sum(axis=1) / relevant_count
     ideal = np.cumsum(_DISCOUNTS)[relevant_count - 1]
     ndcg = (hits * _DISCOUNTS[: top.shape[1]]).sum(axis=1) / ideal
-    recommended_tracks = np.unique(top[top >= 0])
+    recommended_tracks = distinct(top[top >= 0])
     return Evaluation(
         name=name,
         recall_at_10=float(per_user_recall.mean()) if len(rows) else 0.0,

@@ -92,10 +92,10 @@ def read_listens(path: Path) -> Listens:
             """
         ).fetchnumpy()
     return Listens(
-        columns["user_id"].astype(np.int64),
-        columns["track_id"].astype(np.int64),
-        columns["first_seen_us"].astype(np.int64),
-        columns["listens"].astype(np.float32),
+        columns["user_id"].astype(np.int64, copy=False),
+        columns["track_id"].astype(np.int64, copy=False),
+        columns["first_seen_us"].astype(np.int64, copy=False),
+        columns["listens"].astype(np.float32, copy=False),
     )
 
 
@@ -114,9 +114,9 @@ def read_user_tracks(
             query += """semi join wanted using (user_id)"""
         columns = connection.execute(query).fetchnumpy()
     return (
-        columns["user_id"].astype(np.int64),
-        columns["track_id"].astype(np.int64),
-        columns["listen_count"].astype(np.float32),
+        columns["user_id"].astype(np.int64, copy=False),
+        columns["track_id"].astype(np.int64, copy=False),
+        columns["listen_count"].astype(np.float32, copy=False),
     )
 
 
@@ -140,7 +140,7 @@ def read_scoring_inputs(path: Path) -> tuple[np.ndarray, np.ndarray]:
             ) using (user_id) order by user_id
             """
         ).fetchnumpy()
-    return columns["user_id"].astype(np.int64), columns["inputs_hash"].astype(np.uint64)
+    return columns["user_id"].astype(np.int64, copy=False), columns["inputs_hash"].astype(np.uint64)
 
 
 def read_users(path: Path, users: np.ndarray | None = None) -> dict[int, str | None]:
@@ -342,7 +342,7 @@ def read_scored_users(path: Path) -> ScoredUsers:
             """
         ).fetchall()
     return ScoredUsers(
-        columns["user_id"].astype(np.int64),
+        columns["user_id"].astype(np.int64, copy=False),
         columns["inputs_hash"].astype(np.uint64),
         frozenset(columns["model_version"].tolist()),
         frozenset(columns["context_hash"].tolist()),
