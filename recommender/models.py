@@ -9,18 +9,20 @@ model scores a user from the listens it is given, so new users and new listens c
 retraining; new tracks need a retraining.
 
 Threads: BLAS is limited to 1 thread (threadpoolctl) in fit and scoring alike: implicit's own
-OpenMP threads (one per core) run the fit and co-listen's scoring, and BLAS threads on top of
-them only oversubscribe the cores (measured: implicit's ALS top-k for 50,000 users over 100,000
-tracks took 4.7 s with 1 BLAS thread, 7.5 s with 2, on 2 cores). ALS's fold-in and pruned
-top-k are NumPy on one core.
+OpenMP threads (one per core) run the fits, and BLAS threads on top of them only oversubscribe
+the cores (measured: implicit's ALS top-k for 50,000 users over 100,000 tracks took 4.7 s with 1
+BLAS thread, 7.5 s with 2, on 2 cores). Co-listen's scoring runs implicit's scorer in one Python
+thread per core (it releases the GIL); ALS's fold-in and pruned top-k are NumPy on one core.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,7 +35,7 @@ from implicit.nearest_neighbours import CosineRecommender, bm25_weight
 from implicit.utils import ParameterWarning
 from threadpoolctl import threadpool_limits
 
-from recommender.data import Interactions, positions
+from recommender.data import Interactions, contains, positions
 from recommender.progress import Progress
 
 # implicit marks a filtered or missing slot with this score (and id -1 for item-item models)
@@ -45,6 +47,8 @@ _FOLD_IN_CELLS = 8_000_000
 # pruned top-k: (users x tracks) scores computed at once, at most (float32: 32 MB, and 64 MB
 # of argpartition's indices)
 _TOP_K_CELLS = 8_000_000
+# threads scoring co-listen: one per core this process may run on
+_THREADS = len(os.sched_getaffinity(0))
 
 # (columns, scores) of a batch of users, best first; -1 / _NO_SCORE past the end
 Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -119,16 +123,13 @@ class Model(ABC):
 def unplayed(
     columns: np.ndarray, scores: np.ndarray, played: sp.csr_matrix, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The first `k` candidates of each row (best first) that the row's user did not play.
-
-    Candidates are asked for k + (the batch's most played tracks), so dropping the played ones
-    still leaves the exact top k of the unplayed; slots with no candidate left are -1.
-    """
+    """The first `k` candidates of each row (best first) that the row's user did not play;
+    slots with no candidate left are -1."""
     rows = np.arange(len(columns))
     width = played.shape[1]
     keys = rows[:, None] * width + columns.astype(np.int64)
     played_keys = np.repeat(rows, np.diff(played.indptr)) * width + played.indices
-    keep = (columns >= 0) & (scores > _NO_SCORE) & ~np.isin(keys, played_keys)
+    keep = (columns >= 0) & (scores > _NO_SCORE) & ~contains(keys, played_keys)
     rank = np.cumsum(keep, axis=1)
     chosen = keep & (rank <= k)
     out_columns = np.full((len(columns), k), -1, dtype=np.int64)
@@ -139,8 +140,30 @@ def unplayed(
     return out_columns, out_scores
 
 
-def _candidates_needed(played: sp.csr_matrix, k: int) -> int:
-    return min(k + int(np.diff(played.indptr).max(initial=0)), played.shape[1])
+def first_unplayed(order: np.ndarray, played: sp.csr_matrix, k: int) -> np.ndarray:
+    """For each row of `played`, the first `k` columns of `order` (one ranking for everyone,
+    best first) that the row's user did not play; -1 past the end of `order`.
+
+    Exact at the cost of the played tracks, however many a user played: with a user's played
+    tracks ranked p_0 < p_1 < ... in `order`, p_i - i unplayed ones come before the i-th, so the
+    j-th unplayed is at position j + #{i : p_i - i <= j}. (Scanning k + the batch's most played
+    count of candidates instead costs batch x 3,000 for one user with 3,000 played tracks.)
+    """
+    users = played.shape[0]
+    rank_of = np.full(played.shape[1], -1, dtype=np.int64)
+    rank_of[order] = np.arange(len(order))
+    ranks = rank_of[played.indices]
+    user = np.repeat(np.arange(users), np.diff(played.indptr))
+    ranked = ranks >= 0  # a played track outside `order` hides nothing
+    ranks, user = ranks[ranked], user[ranked]
+    by_rank = np.lexsort((ranks, user))
+    ranks, user = ranks[by_rank], user[by_rank]
+    first_of_user = np.searchsorted(user, np.arange(users))
+    before = ranks - (np.arange(len(ranks)) - first_of_user[user])  # unplayed ones before it
+    cells = user * (k + 1) + np.minimum(before, k)  # unplayed ones before it, k: k or more
+    hidden = np.bincount(cells, minlength=users * (k + 1)).reshape(users, k + 1)
+    position = np.arange(k) + np.cumsum(hidden[:, :k], axis=1)
+    return np.append(order, -1)[np.minimum(position, len(order))]
 
 
 class Popularity(Model):
@@ -164,10 +187,8 @@ class Popularity(Model):
         order = order[allowed[order]]
 
         def score(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            played = user_items[rows]
-            count = min(_candidates_needed(played, k), len(order))
-            columns = np.broadcast_to(order[:count], (len(rows), count))
-            return unplayed(columns, self.listener_counts[columns], played, k)
+            columns = first_unplayed(order, user_items[rows], k)
+            return columns, np.where(columns >= 0, self.listener_counts[columns], _NO_SCORE)
 
         return score
 
@@ -182,22 +203,71 @@ class CoListen(Model):
         with warnings.catch_warnings():  # implicit hands itself a coo matrix here, and says so
             warnings.simplefilter("ignore", ParameterWarning)
             self.model.fit(matrix, show_progress=False)
-        # a track's score leans towards popular neighbours by (listeners + 1) ** exponent: the
-        # listens of a taste mix its own tracks with its genre's and everyone's popular ones
         exponent = self.params.get("popularity_exponent", 0.0)
         if exponent:
-            tilt = sp.diags((self.listener_counts.astype(np.float64) + 1.0) ** exponent)
-            self.model.similarity = (self.model.similarity @ tilt).tocsr()
-            # the scorer implicit builds from a similarity matrix (as its `load` does)
-            self.model.scorer = NearestNeighboursScorer(self.model.similarity)
+            self._tilt(self.model.similarity, exponent)
+
+    def _tilt(self, cosine: sp.csr_matrix, exponent: float) -> None:
+        """A track's score leans towards popular neighbours by (listeners + 1) ** exponent: the
+        listens of a taste mix its own tracks with its genre's and everyone's popular ones."""
+        tilt = sp.diags((self.listener_counts.astype(np.float64) + 1.0) ** exponent)
+        self.model.similarity = (cosine @ tilt).tocsr()
+        # the scorer implicit builds from a similarity matrix (as its `load` does)
+        self.model.scorer = NearestNeighboursScorer(self.model.similarity)
+
+    def tilted(self, exponent: float) -> CoListen:
+        """This untilted fit with `popularity_exponent` = `exponent`: the very model a fit with
+        it gives (the neighbours are chosen on the cosine alone), without a fit."""
+        assert not self.params.get("popularity_exponent"), "tilted from the plain cosine"
+        other = CoListen({**self.params, "popularity_exponent": exponent})
+        other.track_ids, other.listener_counts = self.track_ids, self.listener_counts
+        other.model = CosineRecommender(K=self.params["neighbours"])
+        other.model.similarity, other.model.scorer = self.model.similarity, self.model.scorer
+        if exponent:
+            other._tilt(self.model.similarity, exponent)
+        return other
 
     def _scorer(self, user_items: sp.csr_matrix, k: int, banned: np.ndarray) -> Scorer:
+        similarity = self.model.similarity
+        if len(banned):  # a banned track is nobody's neighbour, so never a candidate
+            allowed = np.ones(similarity.shape[1])
+            allowed[banned] = 0.0
+            similarity = (similarity @ sp.diags(allowed)).tocsr()
+            similarity.eliminate_zeros()
+        # implicit's scorer takes one user per call (its batch `recommend` loops in Python over
+        # scipy row slices, then filters): called here on the CSR arrays directly, by one thread
+        # per core, each with its own scorer (it releases the GIL while it sums and ranks)
+        scorers = [
+            self.model.scorer if similarity is self.model.similarity else None,
+            *(None for _ in range(_THREADS - 1)),
+        ]
+        scorers = [scorer or NearestNeighboursScorer(similarity) for scorer in scorers]
+        indptr, indices, data = user_items.indptr, user_items.indices, user_items.data
+
+        def score_share(
+            scorer: NearestNeighboursScorer,
+            rows: np.ndarray,
+            columns: np.ndarray,
+            scores: np.ndarray,
+        ) -> None:
+            for at, row in enumerate(rows):
+                ids, values = scorer.recommend(indptr[row : row + 2], indices, data, K=k)
+                columns[at, : len(ids)] = ids
+                scores[at, : len(ids)] = values
+
         def score(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            played = user_items[rows]
-            columns, scores = self.model.recommend(
-                np.arange(len(rows)), played, N=k, filter_items=banned if len(banned) else None
-            )
-            return unplayed(columns, scores, played, k)
+            columns = np.full((len(rows), k), -1, dtype=np.int64)
+            scores = np.full((len(rows), k), _NO_SCORE)
+            bounds = np.linspace(0, len(rows), len(scorers) + 1).astype(int)
+            with ThreadPoolExecutor(len(scorers)) as pool:
+                done = [
+                    pool.submit(score_share, scorer, rows[a:b], columns[a:b], scores[a:b])
+                    for scorer, a, b in zip(scorers, bounds, bounds[1:], strict=False)
+                ]
+                for share in done:
+                    share.result()
+            # implicit scores a played track 0 (a candidate only when fewer than k others are)
+            return unplayed(columns, scores, user_items[rows], k)
 
         return score
 

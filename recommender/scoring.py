@@ -29,8 +29,15 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from recommender import RecommenderError
-from recommender.data import Interactions, positions, utc_now
-from recommender.models import BATCH_USERS, Model, TopK, load, recommend_batches, unplayed
+from recommender.data import Interactions, contains, distinct, positions, utc_now
+from recommender.models import (
+    BATCH_USERS,
+    Model,
+    TopK,
+    first_unplayed,
+    load,
+    recommend_batches,
+)
 from recommender.progress import Progress
 from recommender.settings import Settings
 from recommender.training import TrainingReport, train
@@ -194,7 +201,7 @@ def plan_scoring(
         users[changed],
         hashes[changed],
         context,
-        np.union1d(users[changed], gone),
+        distinct(np.concatenate([users[changed], gone])),
         int((~changed).sum()),
         removed,
         None,
@@ -297,7 +304,7 @@ def _scored_batches(
         tally.rows += table.num_rows
         tally.users += int(warm.sum())
         yield table
-    cold_users = np.setdiff1d(current, np.concatenate([np.empty(0, np.int64), *served]))
+    cold_users = current[~contains(current, np.concatenate([np.empty(0, np.int64), *served]))]
     played = _played(history, model.track_ids, cold_users)
     k = min(settings.top_k, len(model.track_ids))
     for start in range(0, len(cold_users), BATCH_USERS):
@@ -373,9 +380,7 @@ def cold_start(
         in_genre = np.array([genre in catalogue[int(track)] for track in model.track_ids[ranked]])
         chosen = ranked[in_genre] if in_genre.any() else ranked
         rows = np.array(users)
-        needed = min(k + int(np.diff(played[rows].indptr).max(initial=0)), len(chosen))
-        columns = np.broadcast_to(chosen[:needed], (len(rows), needed))
-        picked, _ = unplayed(columns, model.listener_counts[columns], played[rows], k)
+        picked = first_unplayed(chosen, played[rows], k)
         valid = picked >= 0
         tracks[rows] = np.where(valid, model.track_ids[picked.clip(min=0)], -1)
         scores[rows] = np.where(valid, model.listener_counts[picked.clip(min=0)], np.nan)
