@@ -250,11 +250,21 @@ def tune(
     validation = validation_split(listens, data, settings)
     rows = validation.evaluation_rows(settings.eval_users, settings.split_seed)
     scored = []
+    # co-listen's tilt applies after the neighbours are chosen: one plain fit per neighbourhood
+    # serves every exponent (CoListen.tilted), not one fit each
+    plain: tuple[dict[str, Any], CoListen] | None = None
     for values in itertools.product(*axes.values()):
         params = {**fixed, **dict(zip(axes, values, strict=True))}
         progress.step(f"training: tuning {name} {dict(zip(axes, values, strict=True))}")
         model = MODEL_KINDS[spec["kind"]](params)
-        model.fit(validation.train, progress)
+        if isinstance(model, CoListen):
+            untilted = {**params, "popularity_exponent": 0.0}
+            if plain is None or plain[0] != untilted:
+                plain = (untilted, CoListen(untilted))
+                plain[1].fit(validation.train, progress)
+            model = plain[1].tilted(params.get("popularity_exponent", 0.0))
+        else:
+            model.fit(validation.train, progress)
         evaluation = measure(name, model, validation, rows, catalogue, 0.0, progress)
         scored.append((evaluation.recall_at_10, params))
     recall, best = max(scored, key=lambda pair: pair[0])
