@@ -153,18 +153,24 @@ def split(listens: Listens, settings: Settings, champion_window_end: datetime | 
     return _split(listens, _random_train(listens, settings.split_seed, settings), "random", None)
 
 
-def validation_split(listens: Listens, data: Split, settings: Settings) -> Split:
-    """A split carved from `data`'s training listens only, to choose hyper-parameters on.
+def training_window(listens: Listens, data: Split, settings: Settings) -> Listens:
+    """The listens `data` trains on, as `split` chose them: what a validation split is carved
+    from (kept instead of every listen, the holdout's too, while the models are tuned)."""
+    if data.kind == "time":
+        in_train = listens.first_seen_us < _epoch_us(data.holdout_start_at)
+    else:
+        in_train = _random_train(listens, settings.split_seed, settings)
+    return Listens(*(column[in_train] for column in vars(listens).values()))
+
+
+def validation_split(window: Listens, settings: Settings) -> Split:
+    """A split carved from a split's training listens only (`training_window`), to choose
+    hyper-parameters on.
 
     The holdout that decides promotion stays unseen: the validation set holds out the tracks
     first played in the training window's last load (or, with a single load, a seeded share of
     each user's tracks with another seed than the holdout's).
     """
-    if data.kind == "time":
-        in_train = listens.first_seen_us < _epoch_us(data.holdout_start_at)
-    else:
-        in_train = _random_train(listens, settings.split_seed, settings)
-    window = Listens(*(column[in_train] for column in vars(listens).values()))
     loads = distinct(window.first_seen_us)
     if len(loads) >= 2:
         cutoff = loads[-1]

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from recommender import RecommenderError
-from recommender.data import Split, split, utc_now, validation_split
+from recommender.data import Split, split, training_window, utc_now, validation_split
 from recommender.evaluation import Evaluation, K, evaluate, paired_gain
 from recommender.models import MODEL_KINDS, CoListen, Model, Popularity, load, recommend
 from recommender.progress import Progress
@@ -100,6 +100,9 @@ def train(settings: Settings, progress: Callable[[str], None] | None = None) -> 
     catalogue = np.array(sorted(read_catalogue(database)), dtype=np.int64)
     incumbent = champion(database)
     data = split(listens, settings, incumbent.window_end_at if incumbent else None)
+    # tuning needs the training side only: the rest of the 16 M rows at 1,000,000 users goes
+    window = training_window(listens, data, settings)
+    del listens
     eligible = data.evaluation_rows()
     rows = data.evaluation_rows(settings.eval_users, settings.split_seed)
     trained_at = utc_now()
@@ -122,8 +125,9 @@ def train(settings: Settings, progress: Callable[[str], None] | None = None) -> 
         )
     ]
     for name, spec in settings.candidates.items():
-        params, tuning = tune(name, spec, listens, data, catalogue, settings, reporter)
+        params, tuning = tune(name, spec, window, catalogue, settings, reporter)
         contenders.append((name, MODEL_KINDS[spec["kind"]](params), tuning))
+    del window  # the fits below are the run's peak
     evaluated = [
         (name, model, tuning, fit_and_evaluate(name, model)) for name, model, tuning in contenders
     ]
@@ -232,8 +236,7 @@ def train(settings: Settings, progress: Callable[[str], None] | None = None) -> 
 def tune(
     name: str,
     spec: dict[str, Any],
-    listens: Listens,
-    data: Split,
+    window: Listens,
     catalogue: np.ndarray,
     settings: Settings,
     progress: Progress,
@@ -247,7 +250,7 @@ def tune(
     axes = {key: value for key, value in fixed.items() if isinstance(value, list)}
     if not axes:
         return fixed, ""
-    validation = validation_split(listens, data, settings)
+    validation = validation_split(window, settings)
     rows = validation.evaluation_rows(settings.eval_users, settings.split_seed)
     scored = []
     # co-listen's tilt applies after the neighbours are chosen: one plain fit per neighbourhood
