@@ -73,11 +73,13 @@ def synthetic_listens(users: int, tracks: int, listens: int, seed: int) -> Inter
 
 def write_marts(database: Path, listens: Interactions, tracks: int, seed: int) -> None:
     """The marts the recommender reads, and the ml tables as dbt's create_ml_tables macro makes
-    them. The listen events of a pair are spread over two loads, so training splits in time."""
+    them on DuckDB. The listen events of a pair are spread over two loads, so training splits in
+    time."""
     rng = np.random.default_rng(seed + 1)
     entries = listens.matrix.tocoo()
-    ddl = re.search(r"-%}(.*){%-", MACRO.read_text(), re.DOTALL)
-    assert ddl is not None, f"{MACRO}: no macro body"
+    # the DuckDB implementation: create_ml_tables dispatches on the engine since Spark came
+    ddl = re.search(r"duckdb__create_ml_tables\(\) -%}(.*?){%-", MACRO.read_text(), re.DOTALL)
+    assert ddl is not None, f"{MACRO}: no duckdb__create_ml_tables body"
     counts = entries.data.astype(np.int64)
     loads = np.datetime64("2026-01-01T02:00", "us") + np.array(
         [0, 86_400_000_000], dtype="timedelta64[us]"
