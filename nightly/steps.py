@@ -20,8 +20,8 @@ from extract.source import EndpointReport, ExtractionError
 from nightly import engine
 from nightly.changes import (
     Manifest,
-    current_state,
     plan_build,
+    publish_state,
     published_state_file,
     unchanged_since_publish,
 )
@@ -219,7 +219,7 @@ def publish(run: NightlyRun) -> None:
     elapsed = (utc_now() - run.record.started_at).total_seconds()
     run.add([duration_finding(elapsed, run.history(), run.settings)])
     paths = run.config.paths
-    state = current_state(paths)
+    state = publish_state(paths)
     unchanged = frozenset() if run.settings.full_rebuild else unchanged_since_publish(paths, state)
     publication = publish_snapshot(
         paths.warehouse,
