@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from nightly import steps
 from nightly.ledger import ERROR, INFO, Finding, RunRecord
 from nightly.runner import (
     EXIT_DATA_QUALITY,
@@ -22,6 +23,7 @@ from nightly.runner import (
     EXIT_SUCCESS,
     NightlyRun,
     Step,
+    report_activity,
     run_night,
 )
 from nightly.settings import NightConfig
@@ -102,8 +104,17 @@ def test_a_night_with_no_retraining_due_trains_nothing_says_why_and_scores(
     assert scored.startswith("Nothing changed since the last scoring")
 
 
-def test_a_night_that_promotes_scores_once_with_the_new_champion(data_dir: Path) -> None:
+def test_a_night_that_promotes_scores_once_with_the_new_champion(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     before = champion_of(data_dir)
+    activities: list[tuple[str | None, str]] = []  # what `make status` showed, step by step
+
+    def shown(run: NightlyRun, activity: str) -> None:
+        activities.append((run.record.current_step, activity))
+        report_activity(run, activity)
+
+    monkeypatch.setattr(steps, "report_activity", shown)
     # retraining due (every run is old enough), and any contender passes the gate
     record = night(
         data_dir,
@@ -124,6 +135,11 @@ def test_a_night_that_promotes_scores_once_with_the_new_champion(data_dir: Path)
     assert f"the champion changed (v{before.model_version} -> v{after.model_version})" in scored
     assert [t.step for t in record.steps].count("scoring") == 1
     assert recommended_versions(data_dir) == [(after.model_version,)]
+    # training's progress reached the ledger (make status) under its own step, then scoring's
+    assert ("training", "training: reading listens") in activities
+    shown_in = [step for step, _ in activities]
+    trained, scored = shown_in.count("training"), shown_in.count("scoring")
+    assert trained and scored and shown_in == ["training"] * trained + ["scoring"] * scored
 
 
 def test_a_night_with_a_data_quality_error_trains_nothing(data_dir: Path) -> None:
