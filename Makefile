@@ -61,7 +61,7 @@ extract: install ## Load the API into the raw schema (starts the dev API when MO
 	$(BIN)/python -m extract
 
 .PHONY: elt
-elt: install ## The nightly job: extract, load, privacy, dbt build, checks, scoring, publish data/analytics.duckdb (FULL=1 rebuilds everything)
+elt: install ## The nightly job: extract, load, privacy, dbt build, checks, training, scoring, publish data/analytics.duckdb (FULL=1 rebuilds everything)
 	$(if $(FULL),NIGHTLY__FULL_REBUILD=true )$(BIN)/python -m nightly
 
 .PHONY: status

@@ -1,4 +1,5 @@
-"""`python -m nightly` (`make elt`): extract, load, dbt build, checks, publish, under one lock.
+"""`python -m nightly` (`make elt`): extract, load, privacy, dbt build, checks, training, scoring,
+publish, under one lock.
 
 Exit codes: 0 success (warnings allowed; the analysts' file was published), 1 a step failed or
 the run was interrupted, 2 a data-quality error (a dbt test failed or an anomaly check found an

@@ -19,9 +19,13 @@ quarantine) is selected too, for the tests. The one exception is `_dlt_loads` (t
 tests check tables that did not change. Only a build with no model error and no failed test is
 kept as the state, so a bad night is built again the next night.
 
-Against the last publish, an analyst table built from dbt models whose sources all kept their
-fingerprints is the same table as in the published file, which publish then copies as a file
-instead of re-reading the warehouse.
+Against the last publish, an analyst relation is the same as in the published file when
+everything it reads kept its fingerprint: a dbt model (a table, or a view, which publish writes
+as a table) whose sources all did, and a table of the recommender's `ml` schema, fingerprinted
+by its rows' content (rows and a hash of every row: it is written outside dbt, on the nights
+scoring re-scores somebody). Publish then keeps such a relation from the published file instead
+of re-reading the warehouse. The views that count days to tonight's load read `_dlt_loads`,
+which every load moves: they are written again each night.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from pathlib import Path
 from core.dbt import REPO_ROOT, SKIPPED, TEST_KINDS, NodeResult, model_vars
 from core.engine import EngineSettings
 from core.paths import Paths
-from core.warehouse import RAW_SCHEMA, connect
+from core.warehouse import ML_SCHEMA, RAW_SCHEMA, connect
 from extract.endpoints import USER_PERSONAL_COLUMNS
 from nightly.privacy import ErasureLog
 
@@ -73,6 +77,26 @@ def source_fingerprints(paths: Paths) -> dict[str, list[str]]:
             fingerprints[table] = [str(value) for value in row]
     fingerprints.setdefault("users", []).append(f"erasures={len(ErasureLog(paths).erasures())}")
     return fingerprints
+
+
+def ml_fingerprints(paths: Paths) -> dict[str, list[str]]:
+    """Per table of the `ml` schema (`ml.<name>`): its rows and a hash of every row's content
+    (order-free; half a second for 20,000,000 recommendations)."""
+    with connect(paths.warehouse, read_only=True) as connection:
+        tables = connection.execute(
+            "select table_name from duckdb_tables() "
+            "where schema_name = ? and database_name = current_database()",
+            [ML_SCHEMA],
+        ).fetchall()
+        return {
+            f"{ML_SCHEMA}.{table}": [
+                str(value)
+                for value in connection.execute(
+                    f'select count(*), bit_xor(hash(t)) from {ML_SCHEMA}."{table}" as t'
+                ).fetchone()
+            ]
+            for (table,) in sorted(tables)
+        }
 
 
 def project_fingerprint() -> str:
@@ -121,6 +145,13 @@ def current_state(paths: Paths) -> SourceState:
     return SourceState(project_fingerprint(), source_fingerprints(paths))
 
 
+def publish_state(paths: Paths) -> SourceState:
+    """What publish compares with the last publish: the project, the raw tables and the `ml`
+    tables as they are now."""
+    state = current_state(paths)
+    return SourceState(state.project, {**state.sources, **ml_fingerprints(paths)})
+
+
 def built_state_file(paths: Paths) -> Path:
     return paths.dbt_target_dir.parent / "built_state.json"
 
@@ -160,7 +191,8 @@ class Manifest:
         return seen
 
     def upstream_sources(self, unique_id: str) -> set[str]:
-        """The raw tables a node reads, directly or through other models."""
+        """The sources a node reads, directly or through other models: a raw table by its name,
+        another schema's as `schema.name`."""
         seen, todo, tables = set(), [unique_id], set()
         while todo:
             for parent in self.parents.get(todo.pop(), []):
@@ -169,7 +201,8 @@ class Manifest:
                 seen.add(parent)
                 if parent in self.sources:
                     source = self.sources[parent]
-                    tables.add(source["identifier"] if source["schema"] == RAW_SCHEMA else parent)
+                    schema, name = source["schema"], source["identifier"]
+                    tables.add(name if schema == RAW_SCHEMA else f"{schema}.{name}")
                 else:
                     todo.append(parent)
         return tables
@@ -261,20 +294,20 @@ def plan_build(paths: Paths, full_rebuild: bool) -> BuildPlan:
 
 
 def unchanged_since_publish(paths: Paths, state: SourceState) -> frozenset[str]:
-    """The analyst tables (`schema.name`) that are the same in the warehouse as in the published
-    file: built by dbt models whose sources all kept their fingerprints since the publish."""
+    """The analyst relations (`schema.name`) that are the same in the warehouse as in the
+    published file, by `state` (publish_state) against the last publish's: dbt models whose
+    sources all kept their fingerprints, and `ml` tables that kept theirs."""
     published = SourceState.read(published_state_file(paths))
     changed = state.changed_since(published)
     manifest_file = paths.dbt_target_dir / "manifest.json"
     if changed is None or not manifest_file.exists() or not paths.analytics.exists():
         return frozenset()
     manifest = Manifest(manifest_file)
-    return frozenset(
+    unchanged = {table for table in state.sources if table not in changed}
+    models = {
         relation
         for relation, uid in manifest.model_relations().items()
-        if manifest.nodes[uid]["config"]["materialized"] != "view"
-        and all(  # a source outside raw (ml, ops) is written outside dbt: never shared
-            table in state.sources and table not in changed
-            for table in manifest.upstream_sources(uid)
-        )
-    )
+        # a source without a fingerprint (ops, written by publish itself) is never the same
+        if manifest.upstream_sources(uid) <= unchanged
+    }
+    return frozenset(models | {table for table in unchanged if table.startswith(f"{ML_SCHEMA}.")})

@@ -18,9 +18,12 @@ from core.warehouse import OPS_SCHEMA, connect
 from nightly.ledger import RunRecord
 from nightly.privacy import ERASURE_SCHEMA
 
-# pipeline_runs has a seconds column for each of these steps (null when it did not run);
+# pipeline_runs has a seconds column for each of these steps (null when it did not run; before
+# training became its own step, a night's scoring_seconds included its training);
 # ops.run_steps has every step, including any added later.
-STEP_COLUMNS = ("extract", "load", "privacy", "dbt_build", "scoring", "checks", "publish")
+STEP_COLUMNS = (
+    "extract", "load", "privacy", "dbt_build", "training", "scoring", "checks", "publish"
+)  # fmt: skip
 PASSING_STATUSES = frozenset({"pass", "success"})
 NOT_PASSING_STATUSES = frozenset({"warn", "fail", "error", "runtime error"})  # skipped: no news
 

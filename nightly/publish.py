@@ -2,8 +2,9 @@
 
 Only the analyst-facing schemas are copied (marts, features, ml, plus the run record as ops), so
 a publish costs the size of those tables, not of the raw history, and no personal data leaves
-the private warehouse. Tables the caller knows unchanged since the last publish (`unchanged`:
-built from sources that did not move, nightly/changes.py) are not copied again: the new file
+the private warehouse. Relations the caller knows unchanged since the last publish (`unchanged`:
+built from sources that did not move, or `ml` tables whose content did not, nightly/changes.py)
+are not copied again: the new file
 starts as a byte copy of the published one, keeps those tables and replaces the others (unless
 a quarter of the old file is free blocks left by earlier replacements: then it is written afresh,
 so the file stays compact).

@@ -20,8 +20,8 @@ from extract.source import EndpointReport, ExtractionError
 from nightly import engine
 from nightly.changes import (
     Manifest,
-    current_state,
     plan_build,
+    publish_state,
     published_state_file,
     unchanged_since_publish,
 )
@@ -32,7 +32,8 @@ from nightly.measure import measure
 from nightly.privacy import REQUEST, RETENTION, ErasureLog, apply_retention
 from nightly.publish import publish as publish_snapshot
 from nightly.runner import NightlyRun, Step, report_activity
-from recommender.nightly import run as recommend_tonight
+from recommender.nightly import train_if_due
+from recommender.scoring import score
 
 LISTEN_HISTORY_TABLE = f"{RAW_SCHEMA}.listen_history"
 
@@ -195,22 +196,36 @@ def checks(run: NightlyRun) -> None:
     )
 
 
+def training(run: NightlyRun) -> None:
+    """Train the recommender when it has no champion yet (a fresh warehouse) or the retraining
+    rule fires (recommender.nightly.retraining), so that scoring uses tonight's champion;
+    otherwise say why no retraining was due. After a data-quality error it trains nothing and
+    says which error. A training run that fails fails the night (nothing is scored or published).
+    """
+    outcome = train_if_due(
+        run.config.recommender,
+        run.data_error_summary(),
+        progress=lambda activity: report_activity(run, activity),
+    )
+    print(outcome.render())
+    # trained or not, and why, in the run record
+    registered = len(outcome.report.registered) if outcome.report else 0
+    run.add([Finding("training", INFO, "ml.model_versions", outcome.summary(), registered)])
+
+
 def scoring(run: NightlyRun) -> None:
-    """Score every user with the champion (training one first on a fresh warehouse), retrain when
-    due; after a data-quality error it scores nothing and says which error and that yesterday's
-    recommendations stay."""
-    report = recommend_tonight(
+    """Score the users who need it with the champion training left, once; after a data-quality
+    error it scores nothing and says which error and that yesterday's recommendations stay."""
+    report = score(
         run.config.recommender,
         run.data_error_summary(),
         progress=lambda activity: report_activity(run, activity),
     )
     print(report.render())
-    # who was re-scored and who kept yesterday's rows, in the run record
-    run.add(
-        Finding("scoring", INFO, "ml.recommendations", scoring.message, scoring.users_rescored)
-        for scoring in report.scorings
-        if scoring.scored
-    )
+    if report.scored:  # who was re-scored and who kept yesterday's rows, in the run record
+        run.add(
+            [Finding("scoring", INFO, "ml.recommendations", report.message, report.users_rescored)]
+        )
 
 
 def publish(run: NightlyRun) -> None:
@@ -219,7 +234,7 @@ def publish(run: NightlyRun) -> None:
     elapsed = (utc_now() - run.record.started_at).total_seconds()
     run.add([duration_finding(elapsed, run.history(), run.settings)])
     paths = run.config.paths
-    state = current_state(paths)
+    state = publish_state(paths)
     unchanged = frozenset() if run.settings.full_rebuild else unchanged_since_publish(paths, state)
     publication = publish_snapshot(
         paths.warehouse,
@@ -241,6 +256,7 @@ STEPS: tuple[Step, ...] = (
     Step("privacy", privacy),
     Step("dbt_build", dbt_build),
     Step("checks", checks, after_data_error=True),
+    Step("training", training, after_data_error=True),
     Step("scoring", scoring, after_data_error=True),
     Step("publish", publish),
 )

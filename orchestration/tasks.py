@@ -1,5 +1,6 @@
-"""What the DAGs' tasks call: the nightly runner's step-at-a-time API over the same STEPS, the
-recommender's `train` and the dead-man check, each mapped onto an Airflow outcome.
+"""What the DAGs' tasks call: the nightly runner's step-at-a-time API over the same STEPS (the
+night's training among them), the weekly `train` and the dead-man check, each mapped onto an
+Airflow outcome.
 
 A night under Airflow is one ledger record, exactly as under `make elt`: `begin` opens it (with
 Airflow's run id beside ours), each step task runs its steps under the run lock, `finish` closes
@@ -13,7 +14,6 @@ extractor's crash recovery treats a package nobody is loading as a partial read 
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -22,18 +22,14 @@ import pendulum
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowSkipException
 
-from core import lock
 from nightly import alerts
-from nightly.ledger import ERROR, Ledger
+from nightly.ledger import ERROR
 from nightly.runner import NightRefused, begin_night, finish_night, run_steps
 from nightly.settings import NightConfig, NightlySettings
 from nightly.status import main as status_main
 from nightly.steps import STEPS
 from orchestration import REPO_ROOT
 from recommender.__main__ import main as recommender_main
-from recommender.nightly import retrain_due
-
-log = logging.getLogger("moovitamix.orchestration")
 
 # Each step task and the nightly steps it runs, in order.
 STEP_TASKS: dict[str, tuple[str, ...]] = {
@@ -41,6 +37,7 @@ STEP_TASKS: dict[str, tuple[str, ...]] = {
     "privacy": ("privacy",),
     "dbt_build": ("dbt_build",),
     "checks": ("checks",),
+    "training": ("training",),
     "scoring": ("scoring",),
     "publish": ("publish",),
 }
@@ -69,19 +66,6 @@ def run(run_id: str, task: str) -> None:
     if outcomes and all(outcome == "skipped" for outcome in outcomes):
         errors = record.findings_at(ERROR)
         raise AirflowSkipException(f"a data-quality error was found: {errors[0].message}")
-
-
-def retraining_due(run_id: str) -> str | None:
-    """Why tonight's ingestion makes retraining due (recommender.nightly.retrain_due), or None;
-    never after a data-quality error (the scoring step then leaves the model alone too)."""
-    config = _config()
-    with lock.exclusive(config.paths.lock_file):
-        record = next(r for r in Ledger(config.paths.runs_dir).records() if r.run_id == run_id)
-        if record.findings_at(ERROR):
-            return None
-        reason = retrain_due(config.recommender)
-    log.info("retraining: %s", reason or "not due")
-    return reason
 
 
 def train() -> None:
@@ -113,7 +97,7 @@ def dead_man_check() -> None:
 
 def alert_unrecorded_failure(context: Mapping[str, Any]) -> None:
     """on_failure_callback: alert a task failure that no run record tells (a crashed task, a lock
-    held by a manual run, a failed retraining), to the same log and webhook as every alert."""
+    held by a manual run, a failed weekly retraining), to the log and webhook of every alert."""
     exception = context.get("exception")
     if isinstance(exception, Recorded):
         return

@@ -1,5 +1,8 @@
 """`python -m recommender {score,train}` (`make recommend`, `make train`).
 
+`score` on a warehouse with no champion yet trains one first (what `train` does), then scores:
+the nightly job does the same in two steps, `training` then `scoring`.
+
 Exit codes: 0 done, 1 an error the recommender cannot work around (printed), 2 scoring refused
 because the dbt build failed (`score --build-failed`; yesterday's recommendations stay), 75 the
 nightly job (or another score/train) holds the run lock: DuckDB takes one writer at a time.
@@ -18,6 +21,7 @@ from recommender import RecommenderError
 from recommender.scoring import score
 from recommender.settings import Settings
 from recommender.training import train
+from recommender.warehouse import champion
 
 EXIT_ERROR = 1
 EXIT_REFUSED = 2
@@ -58,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "train":
                 print(train(settings).render())
                 return 0
-            report = score(settings, "tonight's dbt build failed" if args.build_failed else None)
+            refused = "tonight's dbt build failed" if args.build_failed else None
+            if refused is None and champion(settings.duckdb_path) is None:
+                print(f"No champion yet: training one first.\n{train(settings).render()}")
+            report = score(settings, refused)
         print(report.render())
         return 0 if report.scored else EXIT_REFUSED
     except LockHeld as error:

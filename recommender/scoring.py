@@ -40,7 +40,6 @@ from recommender.models import (
 )
 from recommender.progress import Progress
 from recommender.settings import Settings
-from recommender.training import TrainingReport, train
 from recommender.warehouse import (
     ModelVersion,
     champion,
@@ -62,7 +61,6 @@ class ScoringReport:
 
     scored: bool
     message: str
-    bootstrap: TrainingReport | None = None
     users_rescored: int = 0
     users_kept: int = 0
     users_removed: int = 0
@@ -70,9 +68,7 @@ class ScoringReport:
     everyone_because: str | None = None
 
     def render(self) -> str:
-        if self.bootstrap is None:
-            return self.message
-        return f"No champion yet: bootstrap training.\n{self.bootstrap.render()}\n{self.message}"
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -96,7 +92,7 @@ def score(
     """Bring ml.recommendations up to date with the champion and tonight's listens; never when
     tonight's data is refused (`refused` says why: a failed dbt test, a volume check's error).
 
-    With no champion yet (a fresh clone's first night), a training run picks one first.
+    Scoring never trains: with no champion (training failed or never ran) it fails, saying so.
     `progress` receives a short description at each sub-step and progress report.
     """
     database = settings.duckdb_path
@@ -107,12 +103,12 @@ def score(
             f"yesterday's recommendations stay ({recommendations_state(database).describe()})",
         )
     started = time.monotonic()
-    bootstrap = None
     version = champion(database)
     if version is None:
-        bootstrap = train(settings, progress)
-        version = bootstrap.champion_after
-        assert version is not None, "a training run with no champion always registers one"
+        raise RecommenderError(
+            "no champion in ml.model_versions to score with: the nightly `training` step trains "
+            "the first one (or run `make train`), then score"
+        )
     model = champion_model(version)
     reporter = Progress(progress)
     reporter.step("scoring: finding the users whose listens changed")
@@ -125,7 +121,7 @@ def score(
             f"{plan.kept:,} kept their recommendations"
         )
         reporter.step(f"scoring: {message}")
-        return ScoringReport(True, message, bootstrap, users_kept=plan.kept)
+        return ScoringReport(True, message, users_kept=plan.kept)
     why = (
         f"everyone, because {plan.everyone_because}"
         if plan.everyone_because
@@ -153,7 +149,6 @@ def score(
         f"{champion_name}; {tally.cold_rows:,} cold-start rows; {plan.kept:,} users kept "
         f"their recommendations, {plan.removed:,} gone users' removed; "
         f"{time.monotonic() - started:.1f} s",
-        bootstrap=bootstrap,
         users_rescored=tally.users,
         users_kept=plan.kept,
         users_removed=plan.removed,

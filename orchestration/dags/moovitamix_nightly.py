@@ -4,8 +4,9 @@
 sends the alert and refreshes the `ops` tables, whatever happened in between (a teardown). Each
 step task runs the nightly runner's own step under the run lock. After a data-quality error
 `publish` is skipped and `finish_night` fails the DAG run; a failed step fails the run too.
-When tonight's ingestion makes retraining due (recommender.nightly.retrain_due), `retrain` runs
-before `scoring`, so tonight's recommendations come from the retrained champion.
+`training` is the night's own training step: it trains when there is no champion yet or the
+retraining rule fires (recommender.nightly.retraining), before `scoring`, so tonight's
+recommendations come from tonight's champion.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ settings = OrchestrationSettings.from_config()
 
 with tasks.moovitamix_dag(
     "moovitamix_nightly",
-    "extract, load, dbt build, checks, scoring, publish: the night of `make elt`",
+    "extract, load, dbt build, checks, training, scoring, publish: the night of `make elt`",
     "30 2 * * *",
     __doc__,
 ):
@@ -32,7 +33,7 @@ with tasks.moovitamix_dag(
 
     def night() -> str:
         """Our run id, from begin_night (pulled, not passed: a task taking the setup's output
-        becomes its direct downstream, which must be all_success; scoring is not)."""
+        becomes its direct downstream, and the tasks stay one chain, in the order of STEPS)."""
         return get_current_context()["ti"].xcom_pull(task_ids="begin_night")
 
     @task(
@@ -54,15 +55,11 @@ with tasks.moovitamix_dag(
     def checks() -> None:
         tasks.run(night(), "checks")
 
-    @task.short_circuit(ignore_downstream_trigger_rules=False)
-    def retrain_due() -> str | None:
-        return tasks.retraining_due(night())
+    @task
+    def training() -> None:
+        tasks.run(night(), "training")
 
     @task
-    def retrain() -> None:
-        tasks.train()
-
-    @task(trigger_rule="none_failed")  # runs whether or not retraining was due
     def scoring() -> None:
         tasks.run(night(), "scoring")
 
@@ -81,8 +78,7 @@ with tasks.moovitamix_dag(
         >> privacy()
         >> dbt_build()
         >> checks()
-        >> retrain_due()
-        >> retrain()
+        >> training()
         >> scoring()
         >> publish()
         >> finish_night().as_teardown(setups=opened)

@@ -1,5 +1,6 @@
 """MooVitamix weekly retraining: `make train` (fit, evaluate, promotion gate) on Sundays at 05:30
-UTC. The nightly DAG also retrains, before scoring, on the nights the retraining rule fires."""
+UTC. The nightly DAG's `training` step also trains, before scoring, on the nights the retraining
+rule fires."""
 
 from __future__ import annotations
 

@@ -67,17 +67,21 @@ def test_a_step_inserted_in_one_line_runs_in_order_and_every_step_is_timed(paths
 
     assert night(steps, paths) == EXIT_SUCCESS
     assert ran == [
-        "extract", "load", "privacy", "dbt_build", "notify", "checks", "scoring", "publish"
+        "extract", "load", "privacy", "dbt_build", "notify", "checks", "training", "scoring",
+        "publish",
     ]  # fmt: skip
-    [(status, scoring_seconds, steps_recorded)] = query(
+    [(status, scoring_seconds, training_seconds, steps_recorded)] = query(
         paths.warehouse,
-        "select status, scoring_seconds, (select count(*) from ops.run_steps) "
+        "select status, scoring_seconds, training_seconds, (select count(*) from ops.run_steps) "
         "from ops.pipeline_runs",
     )
-    assert status == "success" and scoring_seconds >= 0.05 and steps_recorded == 8
+    assert status == "success" and scoring_seconds >= 0.05 and steps_recorded == 9
+    assert training_seconds is not None and training_seconds < scoring_seconds
 
 
-def test_a_data_quality_error_skips_publishing_but_not_the_checks_or_scoring(paths: Paths) -> None:
+def test_a_data_quality_error_skips_publishing_but_not_the_checks_training_or_scoring(
+    paths: Paths,
+) -> None:
     ran: list[str] = []
 
     def failing_test(run: NightlyRun) -> None:
@@ -88,13 +92,15 @@ def test_a_data_quality_error_skips_publishing_but_not_the_checks_or_scoring(pat
 
     steps = stand_ins(ran, dbt_build=failing_test, publish=publish)
     assert night(steps, paths) == EXIT_DATA_QUALITY
-    # scoring runs, to say yesterday's recommendations stay; publish does not
-    assert ran == ["extract", "load", "privacy", "checks", "scoring"]
+    # training and scoring run, to say the model and yesterday's recommendations stay; publish
+    # does not
+    assert ran == ["extract", "load", "privacy", "checks", "training", "scoring"]
     record = last_record(paths)
     assert (record.status, record.failing_step, record.exit_code) == ("failed", "dbt_build", 2)
     assert record.error_message == "1 data-quality error(s): dbt test failed: 2 rows"
-    assert [(t.step, t.outcome) for t in record.steps][-3:] == [
+    assert [(t.step, t.outcome) for t in record.steps][-4:] == [
         ("checks", "ok"),
+        ("training", "ok"),
         ("scoring", "ok"),
         ("publish", "skipped"),
     ]
@@ -190,14 +196,23 @@ with exclusive(Path(sys.argv[1])):
 """
 
 
-def test_a_long_step_s_activity_is_in_the_ledger_for_make_status(paths: Paths) -> None:
+@pytest.mark.parametrize(
+    ("step", "activity"),
+    [
+        ("training", "training: fitting als 2/3 iterations"),
+        ("scoring", "scoring: 400,000/1,000,000 users, 2 min left"),
+    ],
+)
+def test_a_long_step_s_activity_is_in_the_ledger_for_make_status(
+    step: str, activity: str, paths: Paths
+) -> None:
     seen: list[str] = []
 
-    def scoring(run: NightlyRun) -> None:
-        report_activity(run, "scoring: 400,000/1,000,000 users, 2 min left")
+    def long_step(run: NightlyRun) -> None:
+        report_activity(run, activity)
         [record] = [r for r in Ledger(paths.runs_dir).records() if r.run_id == run.record.run_id]
         seen.append(render_runs([record], run_in_progress=True, now=utc_now()))
 
-    assert night(stand_ins([], scoring=scoring), paths) == EXIT_SUCCESS
-    assert len(seen) == 1 and "scoring: scoring: 400,000/1,000,000 users" in seen[0]
+    assert night(stand_ins([], **{step: long_step}), paths) == EXIT_SUCCESS
+    assert len(seen) == 1 and f"{step}: {activity}" in seen[0]
     assert last_record(paths).current_activity is None  # cleared when the run ends

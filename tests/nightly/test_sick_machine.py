@@ -368,6 +368,20 @@ def test_memory_exhausted_in_duckdb_or_in_python_is_told_apart(tmp_path: Path) -
     assert in_python.action and in_python.action.startswith("lower NIGHTLY__DUCKDB_MEMORY_LIMIT")
 
 
+@pytest.mark.parametrize(
+    ("machine_gib", "expected"),
+    [(24, "1536MiB"), (2, "1024MiB")],  # this machine's size; a small one: half of it
+)
+def test_the_default_memory_limit_is_1_5_gib_or_half_a_smaller_machine(
+    monkeypatch: pytest.MonkeyPatch, machine_gib: int, expected: str
+) -> None:
+    monkeypatch.delenv("NIGHTLY__DUCKDB_MEMORY_LIMIT", raising=False)
+    monkeypatch.setattr("core.warehouse.machine_memory_bytes", lambda: machine_gib * 2**30)
+    assert DuckDBSettings.from_config().duckdb_memory_limit == expected
+    monkeypatch.setenv("NIGHTLY__DUCKDB_MEMORY_LIMIT", "6GB")  # a configured limit stays
+    assert DuckDBSettings.from_config().duckdb_memory_limit == "6GB"
+
+
 def test_dbt_runs_under_the_same_duckdb_settings(tmp_path: Path) -> None:
     """dbt-duckdb reads the settings core.dbt passes (profiles.yml `settings:`)."""
     spill = tmp_path / "spill"

@@ -99,8 +99,15 @@ def test_the_nightly_dag_runs_every_step_once_in_order_and_retries_only_the_api(
     assert steps_in_order == [step.name for step in STEPS]
     assert {name for name, t in tasks.items() if t["retries"]} == {"extract_load"}
     assert tasks["begin_night"]["setup"] and tasks["finish_night"]["teardown"]
-    assert tasks["retrain"]["upstream"] == ["retrain_due"]
-    assert tasks["scoring"]["upstream"] == ["retrain"]
+    # training is a step task like the others, one way to train at night: no task of its own
+    assert tasks["training"]["upstream"] == ["checks"]
+    assert tasks["scoring"]["upstream"] == ["training"]
+    step_names = {step for steps in step_tasks.values() for step in steps}
+    assert set(tasks) == set(step_tasks) | {"begin_night", "finish_night"}
+    assert step_names == {step.name for step in STEPS}
+    assert {t["trigger_rule"] for name, t in tasks.items() if name in step_tasks} == {
+        "TriggerRule.ALL_SUCCESS"
+    }
 
 
 def test_retraining_is_weekly_and_the_dead_man_check_daily(dag_folder: dict) -> None:

@@ -104,12 +104,14 @@ def nights(airflow_template: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def test_a_night_under_airflow_runs_every_task_and_succeeds(nights: Nights) -> None:
     assert nights.first.state == "success", nights.first.log[-5000:]
     assert set(nights.first.tasks.values()) <= {"success", "skipped"}
-    # the first night has no model yet: the retraining rule fires and retrains before scoring
-    assert (nights.first.tasks["retrain_due"], nights.first.tasks["retrain"]) == (
-        "success",
-        "success",
-    )
     assert nights.second.state == "success", nights.second.log[-5000:]
+    # the first night has no model yet: its training step trains one, before scoring
+    (first, second) = records(nights.airflow_dir)
+    [trained] = [f.message for f in first.findings if f.check == "training"]
+    assert trained.startswith("Training: no champion yet")
+    steps = [t.step for t in first.steps]
+    assert steps.index("training") + 1 == steps.index("scoring")
+    assert [f.check for f in second.findings].count("training") == 1
 
 
 def test_a_night_under_airflow_leaves_the_marts_and_record_of_make_elt(nights: Nights) -> None:

@@ -616,15 +616,16 @@ def test_a_champion_scoring_cannot_trust_or_find_is_said(
     )
 
 
-def test_with_no_champion_scoring_trains_one_first(warehouse: Path, tmp_path: Path) -> None:
+def test_with_no_champion_scoring_fails_and_says_to_train_first(
+    warehouse: Path, tmp_path: Path
+) -> None:
     steps: list[str] = []
-    report = score(scoring_settings(tmp_path, warehouse), progress=steps.append)
-    assert steps[0] == "training: reading listens"
-    assert report.bootstrap is not None and report.scored
-    assert champion(warehouse) == report.bootstrap.champion_after
-    assert report.render() == (
-        f"No champion yet: bootstrap training.\n{report.bootstrap.render()}\n{report.message}"
+    with pytest.raises(RecommenderError) as no_champion:
+        score(scoring_settings(tmp_path, warehouse), progress=steps.append)
+    assert str(no_champion.value) == (
+        "no champion in ml.model_versions to score with: the nightly `training` step trains "
+        "the first one (or run `make train`), then score"
     )
-    assert {
-        version for (version,) in query(warehouse, "select model_version from ml.recommendations")
-    } == {report.bootstrap.champion_after.model_version}
+    assert steps == []  # it trained nothing
+    assert model_versions(warehouse) == []
+    assert recommendations_state(warehouse).rows == 0

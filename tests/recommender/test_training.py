@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from recommender.nightly import retrain_due
 from recommender.settings import DEFAULT_CANDIDATES, Settings
 from recommender.training import TrainingReport, train
 from recommender.warehouse import ModelVersion, model_versions
@@ -195,26 +194,3 @@ def test_a_history_of_enough_nights_gets_a_time_split(
     assert version.holdout_start_at == last_load
     assert version.train_listens == before_cutoff
     assert version.holdout_tracks <= new_pairs  # new to the user; users with no history left out
-
-
-def test_retraining_is_due_when_the_listens_since_the_window_pass_the_share(
-    built_warehouse: BuiltWarehouse, tmp_path: Path
-) -> None:
-    settings = settings_for(tmp_path, built_warehouse.copy(tmp_path), **TIME_SPLIT)
-    assert retrain_due(settings) == "no model has been trained yet"
-    train(settings)
-    [(new_listens, trained_on)] = query(
-        settings.duckdb_path,
-        "select count(*) filter (where first_seen_at > (select min(first_seen_at) "
-        "from marts.fct_listen_events)), count(*) filter (where first_seen_at = "
-        "(select min(first_seen_at) from marts.fct_listen_events)) from marts.fct_listen_events",
-    )
-    share = new_listens / trained_on
-    assert 0 < share < 0.2
-    assert retrain_due(settings) is None
-    lower = settings_for(tmp_path, settings.duckdb_path, retrain_share=share / 2)
-    reason = retrain_due(lower)
-    assert reason is not None and f"{new_listens:,} listens appeared" in reason
-    assert "is 0 days old" in str(
-        retrain_due(settings_for(tmp_path, settings.duckdb_path, retrain_after_days=0))
-    )
