@@ -11,7 +11,9 @@ a copy too, so that no worker ever holds it open for writing while another reads
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,7 +23,7 @@ from dev_api.world import World
 from nightly.runner import NightOutcome, run_night
 from nightly.settings import NightConfig
 from nightly.steps import steps_through
-from tests.dbt.support import ApiDay, Warehouse, assert_ok
+from tests.dbt.support import ApiDay, Warehouse, assert_ok, run_dbt
 from tests.support import built_once
 
 # A small world, big enough for every case: new listens, new users, users deleted upstream.
@@ -81,3 +83,16 @@ def build_warehouse(work_dir: Path) -> Warehouse:
         first_build=first.build,
         second_build=second.build,
     )
+
+
+@pytest.fixture(scope="session")
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """dbt's manifest of the project (`dbt parse`: no warehouse needed), parsed once per test
+    run for the tests that read the project's declarations. Read it; change a deep copy."""
+    return json.loads(built_once(tmp_path_factory, "dbt-manifest", parse_project).read_text())
+
+
+def parse_project(work_dir: Path) -> Path:
+    run = run_dbt(work_dir / "unused.duckdb", work_dir, "parse")
+    assert run.returncode == 0, run.output[-3000:]
+    return work_dir / "target" / "manifest.json"
