@@ -133,7 +133,9 @@ airflow-standalone: airflow ## Airflow's UI on http://127.0.0.1:8080 with the DA
 	$(AIRFLOW_BIN)/airflow standalone
 
 # pytest-xdist workers for the suite, each test file kept on one worker (--dist loadfile): a
-# session fixture is built per worker, in the worker's own temp folder (README, Tests)
+# session fixture is built per worker, in the worker's own temp folder (README, Tests). Files are
+# handed out in collection order (--no-loadscope-reorder), which puts the longest first
+# (tests/conftest.py, LONGEST_FILES); xdist's own order, most tests first, left them for last.
 TEST_WORKERS ?= 2
 
 # the Spark tests need a Java runtime (.ci/run installs one): without it they are skipped, said
@@ -142,7 +144,7 @@ JAVA := $(shell command -v java 2>/dev/null)
 .PHONY: test
 test: install $(if $(JAVA),spark-install) airflow lint ## Lint, then the test suite on TEST_WORKERS=2 workers (Spark tests included where Java is), then the Airflow DAG tests in .venv-airflow
 	$(if $(JAVA),,@echo "warning: no java on PATH: the Spark tests are skipped (Debian: apt-get install openjdk-17-jre-headless)")
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 	$(AIRFLOW_BIN)/pytest tests/orchestration
 
 .PHONY: mutation

@@ -1,14 +1,19 @@
-"""One warehouse for the dbt tests: two nights of the dev API loaded and built, once per session.
+"""One warehouse for the dbt tests: two nights of the dev API loaded and built, once per test run.
 
 The `warehouse` fixture serves the dev API over loopback and runs the nightly job's own first
 steps (extract, load, dbt build: `run_night`) for day D in a temp data folder, then for day D+1
 (an incremental build); it keeps each day's API pages (read over HTTP, as a client sees them) so
-that the tests compute their expectations independently of dbt.
+that the tests compute their expectations independently of dbt. Built once whatever the number
+of workers (`built_once`): tests read it, or write to a copy (`Warehouse.copy`), and run dbt
+commands that write (even `docs generate` and `source freshness` open the file for writing) on
+a copy too, so that no worker ever holds it open for writing while another reads it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +23,8 @@ from dev_api.world import World
 from nightly.runner import NightOutcome, run_night
 from nightly.settings import NightConfig
 from nightly.steps import steps_through
-from tests.dbt.support import ApiDay, Warehouse, assert_ok
+from tests.dbt.support import ApiDay, Warehouse, assert_ok, run_dbt
+from tests.support import built_once
 
 # A small world, big enough for every case: new listens, new users, users deleted upstream.
 WORLD = {"users": 300, "tracks": 200, "seed": 42}
@@ -51,8 +57,11 @@ def built_night(config: NightConfig) -> NightOutcome:
 
 
 @pytest.fixture(scope="session")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
-    work_dir = tmp_path_factory.mktemp("dbt")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
+    return built_once(tmp_path_factory, "dbt-warehouse", build_warehouse)
+
+
+def build_warehouse(work_dir: Path) -> Warehouse:
     world = World(**WORLD)
     day_number = day_with_a_deletion(world)
     world.day = day_number
@@ -65,9 +74,8 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
         api.faults = next_day_nulls()
         next_day = ApiDay.read(api.url)
         second = built_night(config)
-    yield Warehouse(
+    return Warehouse(
         duckdb_file=config.paths.warehouse,
-        work_dir=work_dir,
         day=day,
         next_day=next_day,
         load_id=first.record.load_id,
@@ -75,3 +83,16 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
         first_build=first.build,
         second_build=second.build,
     )
+
+
+@pytest.fixture(scope="session")
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """dbt's manifest of the project (`dbt parse`: no warehouse needed), parsed once per test
+    run for the tests that read the project's declarations. Read it; change a deep copy."""
+    return json.loads(built_once(tmp_path_factory, "dbt-manifest", parse_project).read_text())
+
+
+def parse_project(work_dir: Path) -> Path:
+    run = run_dbt(work_dir / "unused.duckdb", work_dir, "parse")
+    assert run.returncode == 0, run.output[-3000:]
+    return work_dir / "target" / "manifest.json"

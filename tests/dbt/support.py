@@ -64,7 +64,6 @@ class ApiDay:
 @dataclass(frozen=True)
 class Warehouse:
     duckdb_file: Path
-    work_dir: Path
     day: ApiDay
     next_day: ApiDay
     load_id: str
@@ -72,9 +71,10 @@ class Warehouse:
     first_build: DbtRun
     second_build: DbtRun
 
-    def copy(self, name: str) -> Path:
-        """A copy of the warehouse file (built through day D+1) to change without harm."""
-        copy = self.work_dir / f"{name}.duckdb"
+    def copy(self, directory: Path) -> Path:
+        """A copy of the warehouse file (built through day D+1) in `directory`, to change
+        without harm, or to run a dbt command on: every dbt command opens the file for writing."""
+        copy = directory / "warehouse.duckdb"
         shutil.copyfile(self.duckdb_file, copy)
         return copy
 

@@ -18,9 +18,11 @@ pytestmark = pytest.mark.dbt
 
 
 @pytest.fixture(scope="module")
-def docs(warehouse: Warehouse) -> tuple[dict[str, Any], dict[str, Any]]:
-    work_dir = warehouse.work_dir / "docs"
-    run = run_dbt(warehouse.duckdb_file, work_dir, "docs", "generate")
+def docs(
+    warehouse: Warehouse, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    work_dir = tmp_path_factory.mktemp("docs")
+    run = run_dbt(warehouse.copy(work_dir), work_dir, "docs", "generate")
     assert run.returncode == 0, run.output[-3000:]
     target = work_dir / "target"
     manifest = json.loads((target / "manifest.json").read_text())

@@ -8,14 +8,9 @@ A mart whose key is not in PRIMARY_KEYS fails too: a new mart states its grain.
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-from core.dbt import run_dbt
-from core.paths import Paths
 
 pytestmark = pytest.mark.dbt
 
@@ -114,15 +109,6 @@ def key_problems(
             ):
                 problems.append(f"{name}.{column}: no relationships test to {dimension}")
     return problems
-
-
-@pytest.fixture(scope="module")
-def manifest(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    work_dir = tmp_path_factory.mktemp("keys")
-    paths = Paths.under(work_dir, warehouse=work_dir / "unused.duckdb")
-    run = run_dbt(paths, "parse", target_dir=work_dir / "target", capture=True)
-    assert run.returncode == 0, run.output[-3000:]
-    return json.loads(Path(work_dir / "target" / "manifest.json").read_text())
 
 
 def test_every_mart_key_and_dimension_id_is_tested(manifest: dict[str, Any]) -> None:

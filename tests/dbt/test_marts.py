@@ -126,17 +126,15 @@ def test_both_builds_pass_every_model_and_error_level_test(warehouse: Warehouse)
     assert statuses["assert_fct_listens_reconcile_with_raw"] == "pass"
 
 
-def test_an_error_level_test_failure_fails_dbt(warehouse: Warehouse) -> None:
+def test_an_error_level_test_failure_fails_dbt(warehouse: Warehouse, tmp_path: Path) -> None:
     """A contract-breaking value makes the error-level test fail, and dbt exit non-zero."""
-    broken = warehouse.copy("broken")
+    broken = warehouse.copy(tmp_path)
     with duckdb.connect(str(broken)) as connection:
         connection.execute(
             "update raw.users set gender = 'Robot' where id = "
             "(select min(id) from raw.users where _dlt_valid_to is null)"
         )
-    run = run_dbt(
-        broken, warehouse.work_dir / "broken", "test", "--select", "stg_moovitamix__users"
-    )
+    run = run_dbt(broken, tmp_path, "test", "--select", "stg_moovitamix__users")
     failed = {name for name, status in run.statuses().items() if status == "fail"}
     assert failed == {"stg_moovitamix__users_gender_in_contract_list"}, run.output
     assert run.returncode != 0
@@ -144,14 +142,17 @@ def test_an_error_level_test_failure_fails_dbt(warehouse: Warehouse) -> None:
         assert_ok(run)
 
 
-def test_source_freshness_tells_a_stale_pipeline(warehouse: Warehouse) -> None:
-    fresh = run_dbt(warehouse.duckdb_file, warehouse.work_dir / "fresh", "source", "freshness")
+def test_source_freshness_tells_a_stale_pipeline(warehouse: Warehouse, tmp_path: Path) -> None:
+    fresh_dir, stale_dir = tmp_path / "fresh", tmp_path / "stale"
+    fresh_dir.mkdir()
+    stale_dir.mkdir()
+    fresh = run_dbt(warehouse.copy(fresh_dir), fresh_dir, "source", "freshness")
     assert fresh.returncode == 0, fresh.output
     assert {node.status for node in fresh.nodes} == {"pass"}
-    stale = warehouse.copy("stale")
+    stale = warehouse.copy(stale_dir)
     with duckdb.connect(str(stale)) as connection:
         connection.execute("update raw._dlt_loads set inserted_at = inserted_at - interval 3 day")
-    run = run_dbt(stale, warehouse.work_dir / "stale", "source", "freshness")
+    run = run_dbt(stale, stale_dir, "source", "freshness")
     assert run.returncode != 0
     assert {node.status for node in run.nodes} == {"error"}
 
@@ -413,13 +414,13 @@ def test_deleted_users_leave_the_marts_but_not_the_listen_record(warehouse: Ware
     ) == [(len(deleted),)]
 
 
-def test_incremental_build_equals_a_full_refresh(warehouse: Warehouse) -> None:
+def test_incremental_build_equals_a_full_refresh(warehouse: Warehouse, tmp_path: Path) -> None:
     assert query(
         warehouse.duckdb_file,
         "select count(distinct first_seen_load_id) from marts.fct_listen_events",
     ) == [(2,)]
-    rebuilt = warehouse.copy("full_refresh")
-    run = run_dbt(rebuilt, warehouse.work_dir / "full_refresh", "build", "--full-refresh")
+    rebuilt = warehouse.copy(tmp_path)
+    run = run_dbt(rebuilt, tmp_path, "build", "--full-refresh")
     assert_ok(run)
     with duckdb.connect(":memory:") as connection:
         connection.execute(f"attach '{warehouse.duckdb_file}' as incremental (read_only)")

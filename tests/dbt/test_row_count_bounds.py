@@ -8,13 +8,9 @@ model of one row per user) would let a runaway join pass unnoticed.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.dbt.support import run_dbt
 
 pytestmark = pytest.mark.dbt
 
@@ -34,14 +30,6 @@ BOUNDED_ELSEWHERE = {
         "model.moovitamix.stg_moovitamix__listen_history"
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def manifest(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    work_dir = tmp_path_factory.mktemp("dbt_parse")
-    run = run_dbt(work_dir / "unused.duckdb", work_dir, "parse")
-    assert run.returncode == 0, run.output[-3000:]
-    return json.loads(Path(work_dir / "target" / "manifest.json").read_text())
 
 
 def model_tests(manifest: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:

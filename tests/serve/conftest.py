@@ -1,4 +1,5 @@
-"""Two published nights of a small dev API world, built once per session with the nightly job.
+"""Two published nights of a small dev API world, built once per test run with the nightly job
+(`built_once`, whatever the number of workers): the tests only read them, or copy a file.
 
 Night 0 and night 1 (the next simulated day: sign-ups, deletions, new listens). One user's
 listen list is always null (an injected `null_items` fault), so that user is a cold start.
@@ -16,6 +17,7 @@ from dev_api.faults import FaultPlan
 from dev_api.server import running_api
 from dev_api.world import World
 from tests.nightly.support import run_job
+from tests.support import built_once
 
 WORLD = {"users": 300, "tracks": 200, "listens": 5, "seed": 11}
 # the first listen list of page 1 is null on every request: its user has no listens
@@ -35,17 +37,21 @@ class Nights:
 
 @pytest.fixture(scope="session")
 def nights(tmp_path_factory: pytest.TempPathFactory) -> Nights:
-    night0 = tmp_path_factory.mktemp("night0")
-    night1 = tmp_path_factory.mktemp("serve") / "night1"
-    world = World(**WORLD)
-    with running_api(world, FaultPlan.from_specs([COLD_START_FAULT])) as api:
+    folder = built_once(tmp_path_factory, "serve-nights", build_nights)
+    return Nights(folder / "night0", folder / "night1", World(**WORLD))
+
+
+def build_nights(folder: Path) -> Path:
+    night0, night1 = folder / "night0", folder / "night1"
+    night0.mkdir(mode=0o700)  # as pytest makes temp folders
+    with running_api(World(**WORLD), FaultPlan.from_specs([COLD_START_FAULT])) as api:
         completed = run_job(night0, api.url)
         assert completed.returncode == 0, completed.stderr[-3000:]
         shutil.copytree(night0, night1)
         api.set_day(1)
         completed = run_job(night1, api.url)
         assert completed.returncode == 0, completed.stderr[-3000:]
-    return Nights(night0, night1, World(**WORLD))
+    return folder
 
 
 @pytest.fixture
