@@ -237,11 +237,12 @@ class CoListen(Model):
         # implicit's scorer takes one user per call (its batch `recommend` loops in Python over
         # scipy row slices, then filters): called here on the CSR arrays directly, by one thread
         # per core, each with its own scorer (it releases the GIL while it sums and ranks)
-        scorers = [
-            self.model.scorer if similarity is self.model.similarity else None,
-            *(None for _ in range(_THREADS - 1)),
-        ]
-        scorers = [scorer or NearestNeighboursScorer(similarity) for scorer in scorers]
+        first = (
+            self.model.scorer
+            if similarity is self.model.similarity
+            else NearestNeighboursScorer(similarity)
+        )
+        scorers = [first, *(NearestNeighboursScorer(similarity) for _ in range(_THREADS - 1))]
         indptr, indices, data = user_items.indptr, user_items.indices, user_items.data
 
         def score_share(
