@@ -14,6 +14,10 @@ from recommender.warehouse import Listens
 
 EPOCH = datetime(1970, 1, 1)
 PAIR_KEY = 1 << 32  # user_id * PAIR_KEY + track_id: one int64 per (user, track), ids < 2**31
+# positions() looks ids up in a table over their range when it is at most this many times the
+# number of ids (4 bytes per slot: at most 64 MB for 1,000,000 ids), else searches the sorted
+# index (the dev API's 1,000,000 user ids span 4.7 M)
+_LOOKUP_SPAN = 16
 
 
 def from_epoch_us(microseconds: int) -> datetime:
@@ -38,10 +42,10 @@ class Interactions:
         cls, user_ids: np.ndarray, track_ids: np.ndarray, counts: np.ndarray
     ) -> Interactions:
         """Rows and columns are the distinct ids given; repeated pairs add up."""
-        users, rows = np.unique(user_ids, return_inverse=True)
-        tracks, columns = np.unique(track_ids, return_inverse=True)
+        users, tracks = distinct(user_ids), distinct(track_ids)
         matrix = sp.csr_matrix(
-            (counts.astype(np.float32), (rows, columns)), shape=(len(users), len(tracks))
+            (counts.astype(np.float32), (positions(user_ids, users), positions(track_ids, tracks))),
+            shape=(len(users), len(tracks)),
         )
         matrix.sum_duplicates()
         return cls(users, tracks, matrix)
@@ -84,9 +88,20 @@ def contains(values: np.ndarray, among: np.ndarray) -> np.ndarray:
 
 
 def positions(ids: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """Position of each id in a sorted index, -1 where it is absent."""
+    """Position of each id in a sorted index, -1 where it is absent.
+
+    Ids spanning a range at most _LOOKUP_SPAN times the index's size (the warehouse's user and
+    track ids) are looked up in a table over that range: 0.2 s for 17 M ids where the sorted
+    search takes 4 to 5 s."""
     if not len(index):
         return np.full(len(ids), -1)
+    ids = np.asarray(ids)
+    low, high = int(index[0]), int(index[-1])
+    if high - low < _LOOKUP_SPAN * len(index) < 2**31:
+        table = np.full(high - low + 1, -1, dtype=np.int32)
+        table[index - low] = np.arange(len(index))
+        inside = (ids >= low) & (ids <= high)
+        return np.where(inside, table[np.where(inside, ids - low, 0)], -1).astype(np.int64)
     found = _search(index, ids).clip(max=len(index) - 1)
     return np.where(index[found] == ids, found, -1)
 
@@ -212,8 +227,9 @@ def _split(
 
 def _interactions(users: np.ndarray, listens: Listens, selected: np.ndarray) -> Interactions:
     """The selected listens on the given user rows, with their own track columns."""
-    tracks, columns = np.unique(listens.track_ids[selected], return_inverse=True)
+    tracks = distinct(listens.track_ids[selected])
     rows = positions(listens.user_ids[selected], users)
+    columns = positions(listens.track_ids[selected], tracks)
     matrix = sp.csr_matrix(
         (listens.listens[selected], (rows, columns)), shape=(len(users), len(tracks))
     )
