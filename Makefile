@@ -26,6 +26,7 @@ $(BIN)/.installed: requirements.lock pyproject.toml | $(UV)
 	$(UV) venv --quiet --clear --python $(PYTHON) $(VENV)
 	$(UV) pip install --quiet --python $(BIN)/python -r requirements.lock
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(BIN)/python -m recommender.kernels  # compiles co-listen's kernel into Numba's cache once
 	touch $@
 
 # The Spark engine's extra (dbt-spark, pyspark): installed when the engine is chosen in the

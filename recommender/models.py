@@ -11,31 +11,28 @@ retraining; new tracks need a retraining.
 Threads: BLAS is limited to 1 thread (threadpoolctl) in fit and scoring alike: implicit's own
 OpenMP threads (one per core) run the fits, and BLAS threads on top of them only oversubscribe
 the cores (measured: implicit's ALS top-k for 50,000 users over 100,000 tracks took 4.7 s with 1
-BLAS thread, 7.5 s with 2, on 2 cores). Co-listen's scoring runs implicit's scorer in one Python
-thread per core (it releases the GIL); ALS's fold-in and pruned top-k are NumPy on one core.
+BLAS thread, 7.5 s with 2, on 2 cores). Co-listen's scoring is a compiled kernel on every core
+(recommender/kernels.py); ALS's fold-in and pruned top-k are NumPy on one core.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
-from implicit._nearest_neighbours import NearestNeighboursScorer
 from implicit.cpu.als import AlternatingLeastSquares
 from implicit.nearest_neighbours import CosineRecommender, bm25_weight
 from implicit.utils import ParameterWarning
 from threadpoolctl import threadpool_limits
 
-from recommender.data import Interactions, contains, positions
+from recommender.data import Interactions, positions
 from recommender.progress import Progress
 
 # implicit marks a filtered or missing slot with this score (and id -1 for item-item models)
@@ -47,8 +44,6 @@ _FOLD_IN_CELLS = 8_000_000
 # pruned top-k: (users x tracks) scores computed at once, at most (float32: 32 MB, and 64 MB
 # of argpartition's indices)
 _TOP_K_CELLS = 8_000_000
-# threads scoring co-listen: one per core this process may run on
-_THREADS = len(os.sched_getaffinity(0))
 
 # (columns, scores) of a batch of users, best first; -1 / _NO_SCORE past the end
 Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -118,26 +113,6 @@ class Model(ABC):
     @abstractmethod
     def _load(self, folder: Path) -> None:
         """Read back what _save wrote."""
-
-
-def unplayed(
-    columns: np.ndarray, scores: np.ndarray, played: sp.csr_matrix, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The first `k` candidates of each row (best first) that the row's user did not play;
-    slots with no candidate left are -1."""
-    rows = np.arange(len(columns))
-    width = played.shape[1]
-    keys = rows[:, None] * width + columns.astype(np.int64)
-    played_keys = np.repeat(rows, np.diff(played.indptr)) * width + played.indices
-    keep = (columns >= 0) & (scores > _NO_SCORE) & ~contains(keys, played_keys)
-    rank = np.cumsum(keep, axis=1)
-    chosen = keep & (rank <= k)
-    out_columns = np.full((len(columns), k), -1, dtype=np.int64)
-    out_scores = np.full((len(columns), k), _NO_SCORE, dtype=np.float64)
-    row, column = np.nonzero(chosen)
-    out_columns[row, rank[row, column] - 1] = columns[row, column]
-    out_scores[row, rank[row, column] - 1] = scores[row, column]
-    return out_columns, out_scores
 
 
 def first_unplayed(order: np.ndarray, played: sp.csr_matrix, k: int) -> np.ndarray:
@@ -212,8 +187,7 @@ class CoListen(Model):
         listens of a taste mix its own tracks with its genre's and everyone's popular ones."""
         tilt = sp.diags((self.listener_counts.astype(np.float64) + 1.0) ** exponent)
         self.model.similarity = (cosine @ tilt).tocsr()
-        # the scorer implicit builds from a similarity matrix (as its `load` does)
-        self.model.scorer = NearestNeighboursScorer(self.model.similarity)
+        self.model.scorer = None  # implicit's, of the cosine: never used (see `_scorer`)
 
     def tilted(self, exponent: float) -> CoListen:
         """This untilted fit with `popularity_exponent` = `exponent`: the very model a fit with
@@ -222,53 +196,40 @@ class CoListen(Model):
         other = CoListen({**self.params, "popularity_exponent": exponent})
         other.track_ids, other.listener_counts = self.track_ids, self.listener_counts
         other.model = CosineRecommender(K=self.params["neighbours"])
-        other.model.similarity, other.model.scorer = self.model.similarity, self.model.scorer
+        other.model.similarity = self.model.similarity
         if exponent:
             other._tilt(self.model.similarity, exponent)
         return other
 
     def _scorer(self, user_items: sp.csr_matrix, k: int, banned: np.ndarray) -> Scorer:
+        """recommender/kernels.py scores batches of users on every core; implicit's own scorer
+        takes one user per call (its batch `recommend` loops over them in Python), which cost
+        more than the night's extraction at 1,000,000 users."""
+        # imported here: Numba takes over a second to import, which only co-listen's scoring
+        # needs (a quiet night, or any other model, never pays it)
+        from recommender.kernels import co_listen_top_k
+
         similarity = self.model.similarity
         if len(banned):  # a banned track is nobody's neighbour, so never a candidate
             allowed = np.ones(similarity.shape[1])
             allowed[banned] = 0.0
             similarity = (similarity @ sp.diags(allowed)).tocsr()
             similarity.eliminate_zeros()
-        # implicit's scorer takes one user per call (its batch `recommend` loops in Python over
-        # scipy row slices, then filters): called here on the CSR arrays directly, by one thread
-        # per core, each with its own scorer (it releases the GIL while it sums and ranks)
-        first = (
-            self.model.scorer
-            if similarity is self.model.similarity
-            else NearestNeighboursScorer(similarity)
+        # the arrays as the compiled kernel's one signature takes them (no copy when they are)
+        indptr = user_items.indptr.astype(np.int64, copy=False)
+        indices = user_items.indices.astype(np.int32, copy=False)
+        weights = user_items.data.astype(np.float64)
+        neighbours = (
+            similarity.indptr.astype(np.int64, copy=False),
+            similarity.indices.astype(np.int32, copy=False),
+            similarity.data.astype(np.float64, copy=False),
         )
-        scorers = [first, *(NearestNeighboursScorer(similarity) for _ in range(_THREADS - 1))]
-        indptr, indices, data = user_items.indptr, user_items.indices, user_items.data
-
-        def score_share(
-            scorer: NearestNeighboursScorer,
-            rows: np.ndarray,
-            columns: np.ndarray,
-            scores: np.ndarray,
-        ) -> None:
-            for at, row in enumerate(rows):
-                ids, values = scorer.recommend(indptr[row : row + 2], indices, data, K=k)
-                columns[at, : len(ids)] = ids
-                scores[at, : len(ids)] = values
 
         def score(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            columns = np.full((len(rows), k), -1, dtype=np.int64)
-            scores = np.full((len(rows), k), _NO_SCORE)
-            bounds = np.linspace(0, len(rows), len(scorers) + 1).astype(int)
-            with ThreadPoolExecutor(len(scorers)) as pool:
-                done = [
-                    pool.submit(score_share, scorer, rows[a:b], columns[a:b], scores[a:b])
-                    for scorer, a, b in zip(scorers, bounds, bounds[1:], strict=False)
-                ]
-                for share in done:
-                    share.result()
-            # implicit scores a played track 0 (a candidate only when fewer than k others are)
-            return unplayed(columns, scores, user_items[rows], k)
+            columns, scores = co_listen_top_k(
+                rows.astype(np.int64, copy=False), indptr, indices, weights, *neighbours, k
+            )
+            return columns, np.where(columns >= 0, scores, _NO_SCORE)
 
         return score
 
@@ -276,7 +237,13 @@ class CoListen(Model):
         self.model.save(str(folder / "model.npz"))
 
     def _load(self, folder: Path) -> None:
-        self.model = CosineRecommender.load(str(folder / "model.npz"))
+        """implicit's file, read without implicit's `load`: that also builds implicit's scorer,
+        a second copy of the similarities (225 MB at 100,000 tracks) that is never used."""
+        with np.load(folder / "model.npz") as saved:
+            self.model = CosineRecommender(K=int(saved["K"]))
+            self.model.similarity = sp.csr_matrix(
+                (saved["data"], saved["indices"], saved["indptr"]), shape=tuple(saved["shape"])
+            )
 
 
 class Als(Model):

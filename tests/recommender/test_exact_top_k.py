@@ -4,8 +4,8 @@ equal a fit with each exponent.
 
 The reference scores every (user, track) densely, drops played and delisted tracks and sorts;
 the fast paths never build that matrix (popularity: the rank arithmetic of
-`models.first_unplayed`; co-listen: implicit's scorer called per user on the CSR arrays, one
-thread per core).
+`models.first_unplayed`; co-listen: the compiled batch kernel of recommender/kernels.py, on
+every core).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pytest
 import scipy.sparse as sp
 
 from recommender.data import Interactions
+from recommender.kernels import co_listen_top_k
 from recommender.models import CoListen, Popularity, recommend
 
 USERS, TRACKS, K = 14_000, 11_000, 20
@@ -91,18 +92,41 @@ def test_co_listen_top_k_equals_the_brute_force_reference(
     dense = (played @ model.model.similarity).toarray()
     columns, scores = reference(dense, played, allowed, K)
     served = top.track_ids >= 0
-    np.testing.assert_array_equal(served, columns >= 0)
-    np.testing.assert_allclose(top.scores[served], scores[served], rtol=1e-12)
-    # each served track scores what the reference gives it, unplayed and listed: the same
-    # tracks as the reference's but where scores tie exactly (equal listener sets)
-    chosen = np.searchsorted(model.track_ids, top.track_ids)  # -1 (not served) at 0
-    eligible = np.where(allowed, dense, -np.inf)
-    eligible[played.nonzero()] = -np.inf
-    np.testing.assert_allclose(
-        np.take_along_axis(eligible, chosen, axis=1)[served], top.scores[served], rtol=1e-12
-    )
-    assert all(len(set(row[row >= 0])) == (row >= 0).sum() for row in top.track_ids)
+    # the same tracks in the same order (ties by the smaller track id), the same scores to
+    # the last bit: the kernel sums each score in the order SciPy's product does
+    expected = np.where(columns >= 0, model.track_ids[columns.clip(min=0)], -1)
+    np.testing.assert_array_equal(top.track_ids, expected)
+    np.testing.assert_array_equal(top.scores[served], scores[served])
     assert served[0].all() and served.sum() > len(rows) * K * 0.9
+    assert (scores[:, :-1][served[:, 1:]] == scores[:, 1:][served[:, 1:]]).any()  # ties met
+
+
+def test_co_listen_kernel_skips_played_and_unscored_tracks_and_breaks_ties_by_track() -> None:
+    # tracks 0..4; user 0 played 0 (twice) and 1, user 1 played 4, user 2 nothing
+    played = sp.csr_matrix((np.array([2.0, 1.0, 1.0]), ([0, 0, 1], [0, 1, 4])), shape=(3, 5))
+
+    def top(similarity: np.ndarray, rows: list[int], k: int) -> tuple[np.ndarray, np.ndarray]:
+        matrix = sp.csr_matrix(similarity)
+        return co_listen_top_k(
+            np.array(rows),
+            played.indptr.astype(np.int64),
+            played.indices,
+            played.data.astype(np.float64),
+            matrix.indptr.astype(np.int64),
+            matrix.indices,
+            matrix.data,
+            k,
+        )
+
+    similarity = np.zeros((5, 5))
+    similarity[0, 1:4] = [0.5, 0.25, 0.25]  # 1 is played; 2 and 3 score 2 x 0.25
+    similarity[1, 3:] = [0.5, -1.0]  # 3 then beats 2; 4 scores below 0: no recommendation
+    columns, scores = top(similarity, [0, 1, 2, 0], 3)
+    assert columns.tolist() == [[3, 2, -1], [-1, -1, -1], [-1, -1, -1], [3, 2, -1]]
+    assert scores[0, :2].tolist() == [1.0, 0.5]
+    similarity[1, 3] = 0.0  # now 2 and 3 tie: the smaller track first, whatever k
+    for k in (1, 2):
+        assert top(similarity, [0], k)[0].tolist() == [[2, 3][:k]]
 
 
 def test_tuning_s_tilted_models_equal_a_fit_with_each_exponent(listens: Interactions) -> None:

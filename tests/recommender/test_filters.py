@@ -38,7 +38,6 @@ from recommender.models import (
     pruned_top_k,
     recommend,
     recommend_batches,
-    unplayed,
 )
 from recommender.progress import Progress
 from recommender.scoring import Tally, cold_start, recommendation_batches, recommendations_table
@@ -266,30 +265,6 @@ def test_als_is_seeded_reports_each_iteration_and_folds_in_like_implicit(
     assert first.model.user_factors is None
     np.testing.assert_allclose(top.scores, scores, rtol=1e-4, atol=1e-5)
     assert (top.track_ids == first.track_ids[columns]).mean() > 0.99
-
-
-def test_unplayed_keeps_the_first_k_unplayed_candidates_in_order() -> None:
-    # -1, or a column scored _NO_SCORE (a slot implicit filtered), is no candidate
-    columns = np.array([[3, 1, 4, 0, 2], [0, 1, 2, 3, -1], [2, 4, 1, 0, 3]])
-    scores = np.array(
-        [[9.0, 8.0, 7.0, 6.0, 5.0], [4.0, 3.0, 2.0, 1.0, 0.0], [5.0, 4.0, 3.0] + [_NO_SCORE] * 2]
-    )
-    played = sp.csr_matrix(
-        (np.ones(4, dtype=np.float32), ([0, 0, 1, 2], [1, 4, 2, 4])), shape=(3, 5)
-    )
-    for k in (2, 3, 4):
-        out_columns, out_scores = unplayed(columns, scores, played, k)
-        for row in range(3):
-            mine = set(played[row].indices.tolist())
-            kept = [
-                (c, s)
-                for c, s in zip(columns[row].tolist(), scores[row].tolist(), strict=True)
-                if c >= 0 and s > _NO_SCORE and c not in mine
-            ][:k]
-            missing = k - len(kept)
-            assert out_columns[row].tolist() == [c for c, _ in kept] + [-1] * missing
-            assert out_scores[row, : len(kept)].tolist() == [s for _, s in kept]
-            assert (out_scores[row, len(kept) :] < -1e30).all()
 
 
 def test_cold_start_serves_the_genre_s_most_listened_unplayed_listed_tracks(
