@@ -5,9 +5,11 @@ a publish costs the size of those tables, not of the raw history, and no persona
 the private warehouse. Relations the caller knows unchanged since the last publish (`unchanged`:
 built from sources that did not move, or `ml` tables whose content did not, nightly/changes.py)
 are not copied again: the new file
-starts as a byte copy of the published one, keeps those tables and replaces the others (unless
-a quarter of the old file is free blocks left by earlier replacements: then it is written afresh,
-so the file stays compact).
+starts as a byte copy of the published one, keeps those tables and replaces the others. It is
+written afresh instead when the copy would not stay compact: when the tables it would replace,
+or the blocks already free in it, fill more than a quarter of the old file (and over 16 MB).
+So a night that changes most tables writes a compact file, and the quiet nights after it share
+it.
 The new file is checkpointed (no WAL), checked, made read-only and fsynced
 before `os.replace`: an analyst session open on the old file keeps reading that snapshot until it
 reconnects, and a run that fails before the rename leaves the old file untouched.
@@ -36,9 +38,11 @@ from nightly.measure import analyst_relations
 from nightly.ops_tables import write_ops_tables
 
 WAREHOUSE = "warehouse"
-# a published file with more of its blocks free than this (tables replaced on earlier nights) is
-# not copied: the night writes a fresh, compact file instead
+# a published file is not copied when more of its blocks than this share are free, or would be
+# once the night's changed tables replace theirs, and more than FREE_BLOCKS_ALWAYS_ALLOWED: the
+# night writes a fresh, compact file instead (a file of a few MB costs the same either way)
 MAX_FREE_SHARE = 0.25
+FREE_BLOCKS_ALWAYS_ALLOWED = 64  # DuckDB's blocks are 256 KB: 16 MB
 # The storage format of the analysts' file: readable by every DuckDB client from 1.0 on.
 STORAGE_VERSION = "v1.0.0"
 
@@ -78,7 +82,7 @@ def publish(
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove(*leftovers)  # of a publish that was killed (runs never overlap)
     try:
-        shared = unchanged if unchanged and _compact_enough(target) else frozenset()
+        shared = unchanged if _stays_compact(target, unchanged) else frozenset()
         if shared:
             shutil.copyfile(target, staging)  # a new inode: readers of target keep their file
             staging.chmod(0o600)
@@ -161,16 +165,30 @@ def _check_snapshot(staging: Path, copied: dict[str, int]) -> None:
                 raise RuntimeError(f"{table} has {found} rows in the new file, {rows} copied")
 
 
-def _compact_enough(target: Path) -> bool:
-    """Whether the published file exists and little of it is free blocks, so that a copy of it
-    is worth starting from."""
-    if not target.exists():
+def _stays_compact(target: Path, unchanged: frozenset[str]) -> bool:
+    """Whether a copy of the published file is worth starting from: it exists, and neither its
+    free blocks nor the blocks of the tables tonight replaces (every table not in `unchanged`,
+    `ops` included) are over MAX_FREE_SHARE of it (or FREE_BLOCKS_ALWAYS_ALLOWED). Tonight's new
+    tables reuse the free blocks, and the replaced tables' blocks are free afterwards."""
+    if not unchanged or not target.exists():
         return False
     with connect(target, read_only=True) as connection:
         free, total = connection.execute(
             "select free_blocks, total_blocks from pragma_database_size()"
         ).fetchone()
-    return free <= MAX_FREE_SHARE * max(total, 1)
+        tables = connection.execute(
+            "select schema_name, table_name from duckdb_tables() "
+            "where database_name = current_database()"
+        ).fetchall()
+        replaced = sum(
+            connection.execute(
+                "select count(distinct block_id) from pragma_storage_info("
+                f'\'"{schema}"."{name}"\') where block_id >= 0'
+            ).fetchone()[0]
+            for schema, name in tables
+            if f"{schema}.{name}" not in unchanged
+        )
+    return max(free, replaced) <= max(MAX_FREE_SHARE * total, FREE_BLOCKS_ALWAYS_ALLOWED)
 
 
 def _remove(*paths: Path) -> None:

@@ -290,6 +290,44 @@ def test_publish_keeps_the_unchanged_tables_of_the_previous_file(tmp_path: Path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["analytics.duckdb", "warehouse.duckdb"]
 
 
+def test_publish_writes_afresh_when_what_it_replaces_fills_the_file(tmp_path: Path) -> None:
+    # a night that replaces most of the file writes a compact one, for the quiet nights after
+    # (bulk: 24 MB, over the free blocks a file may always be left with)
+    warehouse, target = tmp_path / "warehouse.duckdb", tmp_path / "analytics.duckdb"
+    erasures = pa.Table.from_pylist([], schema=ERASURE_SCHEMA)
+    small_warehouse(warehouse, 5)
+    with duckdb.connect(str(warehouse)) as connection:
+        connection.execute("create table marts.bulk as select hash(range) as h from range(3000000)")
+    publish(warehouse, target, [run(SUCCESS)], erasures)
+    with duckdb.connect(str(target), read_only=True) as connection:
+        [(free,)] = connection.execute("select free_blocks from pragma_database_size()").fetchall()
+    assert free == 0  # the file is compact: only what tonight replaces decides
+    with duckdb.connect(str(warehouse)) as connection:
+        connection.execute("create or replace table marts.bulk as select 1 as h")
+
+    publication = publish(
+        warehouse, target, [run(SUCCESS)], erasures, unchanged=frozenset({"marts.dim_users"})
+    )
+
+    assert publication.shared == 0
+    assert query(target, "select count(*) from marts.bulk") == [(1,)]
+    assert query(target, "select count(*) from marts.dim_users") == [(5,)]
+    with duckdb.connect(str(target), read_only=True) as connection:
+        free, total = connection.execute(
+            "select free_blocks, total_blocks from pragma_database_size()"
+        ).fetchone()
+    assert free <= 0.25 * total
+    # and the quiet night after it shares: bulk is most of nothing now, dim_users is kept
+    again = publish(
+        warehouse,
+        target,
+        [run(SUCCESS)],
+        erasures,
+        unchanged=frozenset({"marts.dim_users", "marts.bulk", "marts.first_users"}),
+    )
+    assert again.shared == 3
+
+
 def test_publish_copies_the_analyst_schemas_only_read_only_with_no_leftovers(
     tmp_path: Path,
 ) -> None:
