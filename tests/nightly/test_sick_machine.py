@@ -370,9 +370,9 @@ def test_memory_exhausted_in_duckdb_or_in_python_is_told_apart(tmp_path: Path) -
 
 @pytest.mark.parametrize(
     ("machine_gib", "expected"),
-    [(24, "1536MiB"), (2, "1024MiB")],  # this machine's size; a small one: half of it
+    [(24, "1024MiB"), (1, "512MiB")],  # this machine's size; a small one: half of it
 )
-def test_the_default_memory_limit_is_1_5_gib_or_half_a_smaller_machine(
+def test_the_default_memory_limit_is_1_gib_or_half_a_smaller_machine(
     monkeypatch: pytest.MonkeyPatch, machine_gib: int, expected: str
 ) -> None:
     monkeypatch.delenv("NIGHTLY__DUCKDB_MEMORY_LIMIT", raising=False)
