@@ -178,6 +178,9 @@ class CoListen(Model):
         with warnings.catch_warnings():  # implicit hands itself a coo matrix here, and says so
             warnings.simplefilter("ignore", ParameterWarning)
             self.model.fit(matrix, show_progress=False)
+        # implicit's own scorer, a C++ copy of the similarities (225 MB at 100,000 tracks), is
+        # never used (see `_scorer`)
+        self.model.scorer = None
         exponent = self.params.get("popularity_exponent", 0.0)
         if exponent:
             self._tilt(self.model.similarity, exponent)
@@ -187,7 +190,6 @@ class CoListen(Model):
         listens of a taste mix its own tracks with its genre's and everyone's popular ones."""
         tilt = sp.diags((self.listener_counts.astype(np.float64) + 1.0) ** exponent)
         self.model.similarity = (cosine @ tilt).tocsr()
-        self.model.scorer = None  # implicit's, of the cosine: never used (see `_scorer`)
 
     def tilted(self, exponent: float) -> CoListen:
         """This untilted fit with `popularity_exponent` = `exponent`: the very model a fit with

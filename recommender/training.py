@@ -29,7 +29,6 @@ from recommender.models import MODEL_KINDS, CoListen, Model, Popularity, load, r
 from recommender.progress import Progress
 from recommender.settings import Settings
 from recommender.warehouse import (
-    Listens,
     ModelVersion,
     champion,
     next_model_version,
@@ -100,9 +99,13 @@ def train(settings: Settings, progress: Callable[[str], None] | None = None) -> 
     catalogue = np.array(sorted(read_catalogue(database)), dtype=np.int64)
     incumbent = champion(database)
     data = split(listens, settings, incumbent.window_end_at if incumbent else None)
-    # tuning needs the training side only: the rest of the 16 M rows at 1,000,000 users goes
-    window = training_window(listens, data, settings)
+    # tuning needs a validation split carved from the training side only, built once here so
+    # that the 16 M listens at 1,000,000 users (then the window's) are gone before any fit
+    tuning = any(_grid(spec) for spec in settings.candidates.values())
+    window = training_window(listens, data, settings) if tuning else None
     del listens
+    validation = validation_split(window, settings) if window is not None else None
+    del window
     eligible = data.evaluation_rows()
     rows = data.evaluation_rows(settings.eval_users, settings.split_seed)
     trained_at = utc_now()
@@ -125,9 +128,9 @@ def train(settings: Settings, progress: Callable[[str], None] | None = None) -> 
         )
     ]
     for name, spec in settings.candidates.items():
-        params, tuning = tune(name, spec, window, catalogue, settings, reporter)
+        params, tuning = tune(name, spec, validation, catalogue, settings, reporter)
         contenders.append((name, MODEL_KINDS[spec["kind"]](params), tuning))
-    del window  # the fits below are the run's peak
+    del validation  # the fits below are the run's peak
     evaluated = [
         (name, model, tuning, fit_and_evaluate(name, model)) for name, model, tuning in contenders
     ]
@@ -233,24 +236,30 @@ def train(settings: Settings, progress: Callable[[str], None] | None = None) -> 
     )
 
 
+def _grid(spec: dict[str, Any]) -> dict[str, list[Any]]:
+    """A candidate's grid axes: its hyper-parameters given as lists."""
+    return {key: value for key, value in spec.items() if isinstance(value, list)}
+
+
 def tune(
     name: str,
     spec: dict[str, Any],
-    window: Listens,
+    validation: Split | None,
     catalogue: np.ndarray,
     settings: Settings,
     progress: Progress,
 ) -> tuple[dict[str, Any], str]:
     """The candidate's hyper-parameters, and how they were chosen (a phrase for the registry).
 
-    A list value is a grid axis: every combination is fitted on a validation split carved from
-    the training window and the best recall@10 wins; a spec without lists is taken as it is.
+    A list value is a grid axis: every combination is fitted on the validation split (carved
+    from the training window; None when no candidate has a grid) and the best recall@10 wins; a
+    spec without lists is taken as it is.
     """
     fixed = {key: value for key, value in spec.items() if key != "kind"}
-    axes = {key: value for key, value in fixed.items() if isinstance(value, list)}
+    axes = _grid(fixed)
     if not axes:
         return fixed, ""
-    validation = validation_split(window, settings)
+    assert validation is not None, "a validation split is built when a candidate has a grid"
     rows = validation.evaluation_rows(settings.eval_users, settings.split_seed)
     scored = []
     # co-listen's tilt applies after the neighbours are chosen: one plain fit per neighbourhood
