@@ -43,8 +43,11 @@ class Interactions:
     ) -> Interactions:
         """Rows and columns are the distinct ids given; repeated pairs add up."""
         users, tracks = distinct(user_ids), distinct(track_ids)
+        # int32, as SciPy keeps them: one int64 temporary the size of the pairs at a time
+        rows = positions(user_ids, users).astype(np.int32)
+        columns = positions(track_ids, tracks).astype(np.int32)
         matrix = sp.csr_matrix(
-            (counts.astype(np.float32), (positions(user_ids, users), positions(track_ids, tracks))),
+            (counts.astype(np.float32, copy=False), (rows, columns)),
             shape=(len(users), len(tracks)),
         )
         matrix.sum_duplicates()

@@ -71,6 +71,28 @@ def _has_ml_schema(connection: duckdb.DuckDBPyConnection) -> bool:
 
 # ---- the marts the recommender reads (declared as the `recommender` exposure in dbt) -----------
 
+# rows streamed from DuckDB at a time by `_fetch_arrays`
+_FETCH_ROWS = 1_000_000
+
+
+def _fetch_arrays(
+    connection: duckdb.DuckDBPyConnection, query: str, dtypes: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """The query's columns as NumPy arrays of `dtypes` (no NULLs), streamed into arrays sized
+    by a count first, both in one snapshot: fetchnumpy holds DuckDB's whole result beside the
+    arrays (17 M (user, track) pairs at 1,000,000 users peaked 385 MB higher)."""
+    connection.begin()
+    [(rows,)] = connection.execute(f"select count(*) from ({query})").fetchall()
+    arrays = {name: np.empty(rows, dtype=dtype) for name, dtype in dtypes.items()}
+    at = 0
+    for batch in connection.sql(query).to_arrow_reader(_FETCH_ROWS):
+        for name, array in arrays.items():
+            array[at : at + batch.num_rows] = batch.column(name).to_numpy()
+        at += batch.num_rows
+    connection.commit()
+    assert at == rows, f"{at} rows streamed, {rows} counted in the same snapshot"
+    return arrays
+
 
 @dataclass(frozen=True)
 class Listens:
@@ -89,18 +111,22 @@ def read_listens(path: Path) -> Listens:
     On one DuckDB thread: its hash aggregate of 20 M listens into 16 M groups peaked at 1,944 MB
     on 2 threads (the training run's peak), 1,536 MB on one, in 4.3 s against 7.7 s (load 8)."""
     with connect(path, threads="1") as connection:
-        columns = connection.execute(
+        columns = _fetch_arrays(
+            connection,
             """
             select user_id, track_id, epoch_us(first_seen_at) as first_seen_us,
                 count(*) as listens
             from marts.fct_listen_events group by all
-            """
-        ).fetchnumpy()
+            """,
+            {
+                "user_id": np.int64,
+                "track_id": np.int64,
+                "first_seen_us": np.int64,
+                "listens": np.float32,
+            },
+        )
     return Listens(
-        columns["user_id"].astype(np.int64, copy=False),
-        columns["track_id"].astype(np.int64, copy=False),
-        columns["first_seen_us"].astype(np.int64, copy=False),
-        columns["listens"].astype(np.float32, copy=False),
+        columns["user_id"], columns["track_id"], columns["first_seen_us"], columns["listens"]
     )
 
 
@@ -110,19 +136,18 @@ def read_user_tracks(
     """marts.fct_user_tracks as (user_id, track_id, listen_count) arrays: tonight's histories,
     of every user or only of `users`."""
     query = """
-        select user_id, track_id::integer as track_id, listen_count::real as listen_count
-        from marts.fct_user_tracks
+        select user_id, track_id, listen_count from marts.fct_user_tracks
     """
     with connect(path) as connection:
         if users is not None:
             connection.register("wanted", pa.table({"user_id": users}))
             query += """semi join wanted using (user_id)"""
-        columns = connection.execute(query).fetchnumpy()
-    return (
-        columns["user_id"].astype(np.int64, copy=False),
-        columns["track_id"].astype(np.int64, copy=False),
-        columns["listen_count"].astype(np.float32, copy=False),
-    )
+        columns = _fetch_arrays(
+            connection,
+            query,
+            {"user_id": np.int64, "track_id": np.int64, "listen_count": np.float32},
+        )
+    return columns["user_id"], columns["track_id"], columns["listen_count"]
 
 
 def read_scoring_inputs(path: Path) -> tuple[np.ndarray, np.ndarray]:
