@@ -100,13 +100,15 @@ def positions(ids: np.ndarray, index: np.ndarray) -> np.ndarray:
         return np.full(len(ids), -1)
     ids = np.asarray(ids)
     low, high = int(index[0]), int(index[-1])
-    if high - low < _LOOKUP_SPAN * len(index) < 2**31:
+    if ids.dtype.kind == "i" and high - low < _LOOKUP_SPAN * len(index) < 2**31:
         table = np.full(high - low + 2, -1, dtype=np.int32)  # the last slot: outside the range
         table[index - low] = np.arange(len(index))
-        slots = ids - low  # one temporary the size of `ids`, reused (17 M ids at 1,000,000 users)
+        # one int64 temporary the size of `ids`, reused (17 M ids at 1,000,000 users)
+        slots = np.array(ids, dtype=np.int64, ndmin=1)
+        slots -= low
         slots[(slots < 0) | (slots > high - low)] = high - low + 1
         np.copyto(slots, table[slots])
-        return slots
+        return slots.reshape(ids.shape)
     found = _search(index, ids).clip(max=len(index) - 1)
     return np.where(index[found] == ids, found, -1)
 

@@ -15,13 +15,9 @@ recommender.kernels`), and a cold cache only costs that time, never a result.
 
 from __future__ import annotations
 
-import os
-
 import numba
 import numpy as np
 
-# compiled code runs on the cores this process may use (Numba counts the machine's)
-numba.set_num_threads(min(numba.config.NUMBA_NUM_THREADS, len(os.sched_getaffinity(0))))
 # each core scores this many shares of a batch in turn (uneven users even out)
 _SHARES_PER_THREAD = 8
 
@@ -44,6 +40,12 @@ def co_listen_top_k(
     Each score is summed in the order of the row's columns, as SciPy's product sums it, so it
     equals `(user_items @ similarity)` to the last bit.
     """
+    # compiled code indexes without bounds checks: a row past the matrix would read any memory
+    if k < 1 or (len(rows) and not 0 <= rows.min() <= rows.max() < len(indptr) - 1):
+        raise ValueError(
+            f"co_listen_top_k: k {k} (at least 1), rows {rows.min() if len(rows) else '-'} to "
+            f"{rows.max() if len(rows) else '-'} of a matrix of {len(indptr) - 1} rows"
+        )
     shares = numba.get_num_threads() * _SHARES_PER_THREAD
     return _co_listen_top_k(
         rows, indptr, indices, weights, similarity_indptr, similarity_indices, similarity, k, shares

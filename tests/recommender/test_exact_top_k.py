@@ -127,6 +127,10 @@ def test_co_listen_kernel_skips_played_and_unscored_tracks_and_breaks_ties_by_tr
     similarity[1, 3] = 0.0  # now 2 and 3 tie: the smaller track first, whatever k
     for k in (1, 2):
         assert top(similarity, [0], k)[0].tolist() == [[2, 3][:k]]
+    # compiled code reads without bounds checks: a row past the matrix, or k = 0, is refused
+    for rows, k in (([3], 1), ([-1], 1), ([0], 0)):
+        with pytest.raises(ValueError, match="co_listen_top_k"):
+            top(similarity, rows, k)
 
 
 def test_tuning_s_tilted_models_equal_a_fit_with_each_exponent(listens: Interactions) -> None:
