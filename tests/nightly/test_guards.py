@@ -244,6 +244,13 @@ def small_warehouse(path: Path, users: int) -> None:
         )
 
 
+def free_and_total_blocks(path: Path) -> tuple[int, int]:
+    with duckdb.connect(str(path), read_only=True) as connection:
+        return connection.execute(
+            "select free_blocks, total_blocks from pragma_database_size()"
+        ).fetchone()
+
+
 def test_publish_keeps_the_unchanged_tables_of_the_previous_file(tmp_path: Path) -> None:
     warehouse, target = tmp_path / "warehouse.duckdb", tmp_path / "analytics.duckdb"
     erasures = pa.Table.from_pylist([], schema=ERASURE_SCHEMA)
@@ -299,9 +306,7 @@ def test_publish_writes_afresh_when_what_it_replaces_fills_the_file(tmp_path: Pa
     with duckdb.connect(str(warehouse)) as connection:
         connection.execute("create table marts.bulk as select hash(range) as h from range(3000000)")
     publish(warehouse, target, [run(SUCCESS)], erasures)
-    with duckdb.connect(str(target), read_only=True) as connection:
-        [(free,)] = connection.execute("select free_blocks from pragma_database_size()").fetchall()
-    assert free == 0  # the file is compact: only what tonight replaces decides
+    assert free_and_total_blocks(target)[0] == 0  # compact: only what tonight replaces decides
     with duckdb.connect(str(warehouse)) as connection:
         connection.execute("create or replace table marts.bulk as select 1 as h")
 
@@ -312,10 +317,7 @@ def test_publish_writes_afresh_when_what_it_replaces_fills_the_file(tmp_path: Pa
     assert publication.shared == 0
     assert query(target, "select count(*) from marts.bulk") == [(1,)]
     assert query(target, "select count(*) from marts.dim_users") == [(5,)]
-    with duckdb.connect(str(target), read_only=True) as connection:
-        free, total = connection.execute(
-            "select free_blocks, total_blocks from pragma_database_size()"
-        ).fetchone()
+    free, total = free_and_total_blocks(target)
     assert free <= 0.25 * total
     # and the quiet night after it shares: bulk is most of nothing now, dim_users is kept
     again = publish(
@@ -425,8 +427,5 @@ def test_publish_starts_afresh_from_a_previous_file_mostly_free_blocks(tmp_path:
 
     assert publication.shared == 0  # copying it would carry the free blocks on
     assert query(target, "select count(*) from marts.dim_users") == [(5,)]
-    with duckdb.connect(str(target), read_only=True) as connection:
-        free, total = connection.execute(
-            "select free_blocks, total_blocks from pragma_database_size()"
-        ).fetchone()
+    free, total = free_and_total_blocks(target)
     assert free <= 0.25 * total
