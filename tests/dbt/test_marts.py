@@ -7,6 +7,7 @@ conftest.py); nothing is hard-coded from a previous run.
 from __future__ import annotations
 
 import math
+import shutil
 from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +41,17 @@ REBUILDABLE = (
     "features.user_features",
     "features.track_features",
     "features.user_genre_affinity",
+    "staging.stg_moovitamix__track_changes",
+    "intermediate.int_user_features",
+    "intermediate.int_track_features",
+    "marts.fct_track_similarities",
+)
+# the models incremental by user (macro users_changed_since) and the view over one of them
+PER_USER_INCREMENTAL = (
+    "marts.fct_user_tracks",
+    "features.user_genre_affinity",
+    "intermediate.int_user_features",
+    "features.user_features",
 )
 
 
@@ -440,3 +452,69 @@ def test_incremental_build_equals_a_full_refresh(warehouse: Warehouse, tmp_path:
                     connection.execute(f"select count(*) from incremental.{table}").fetchall()[0][0]
                 )
             )
+
+
+def test_changed_and_retired_tracks_rebuild_their_listeners(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """The per-user incremental models rebuild the users who play a track whose catalogue record
+    changed, though their listens and user records did not: an incremental build after one
+    track is retired and another gets new genres and artist equals a full rebuild."""
+    incremental_dir, full_dir = tmp_path / "incremental", tmp_path / "full"
+    incremental_dir.mkdir(), full_dir.mkdir()
+    incremental = warehouse.copy(incremental_dir)
+    with duckdb.connect(str(incremental)) as connection:
+        # two tracks with genres that several current users play, none of them in a list that
+        # this night's load would change (nothing is loaded: only the catalogue moves)
+        retired, edited = (
+            row[0]
+            for row in connection.execute(
+                "select track_id from marts.fct_user_tracks inner join marts.dim_tracks "
+                "using (track_id) where len(genres) > 0 "
+                "group by track_id order by count(*) desc, track_id limit 2"
+            ).fetchall()
+        )
+        before = affinities(connection, retired, edited)
+        connection.execute(
+            "update raw.tracks set _dlt_valid_to = now() where id = ? and _dlt_valid_to is null",
+            [retired],
+        )
+        connection.execute(
+            "update raw.tracks set genres = 'Polka', artist = 'Someone Else', "
+            "_dlt_valid_from = now() where id = ? and _dlt_valid_to is null",
+            [edited],
+        )
+    full = full_dir / "warehouse.duckdb"
+    shutil.copyfile(incremental, full)
+    assert_ok(run_dbt(incremental, incremental_dir, "build"))
+    assert_ok(run_dbt(full, full_dir, "build", "--full-refresh"))
+
+    with duckdb.connect(":memory:") as connection:
+        connection.execute(f"attach '{incremental}' as incremental (read_only)")
+        connection.execute(f"attach '{full}' as rebuilt (read_only)")
+        for table in PER_USER_INCREMENTAL:
+            assert (
+                connection.execute(
+                    f"select count(*) from ("
+                    f"(from incremental.{table} except all from rebuilt.{table}) union all "
+                    f"(from rebuilt.{table} except all from incremental.{table}))"
+                ).fetchone()[0]
+                == 0
+            ), table
+        after = affinities(connection, retired, edited, database="incremental")
+    # the listeners' genres moved: Polka arrived, the retired track's genres left
+    assert before != after
+    assert any(genre == "Polka" for _, genre, _ in after)
+
+
+def affinities(
+    connection: duckdb.DuckDBPyConnection, *track_ids: int, database: str | None = None
+) -> list[tuple]:
+    """(user, genre, weighted listens) of every user who plays one of `track_ids`."""
+    prefix = f"{database}." if database else ""
+    return connection.execute(
+        f"select user_id, genre, weighted_listens from {prefix}features.user_genre_affinity "
+        f"where user_id in (select user_id from {prefix}marts.fct_user_tracks "
+        f"where track_id in (select unnest(?))) order by all",
+        [list(track_ids)],
+    ).fetchall()

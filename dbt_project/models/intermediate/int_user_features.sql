@@ -3,11 +3,33 @@
     that changes only when users, tracks or listens do. user_features (a view) adds the days
     counted to the latest load, so a night that loads nothing new rebuilds nothing and the
     days still count to that night's load.
+
+    Incremental by user (delete+insert on user_id), as fct_listens: a run computes again only
+    the users whose listens, user record or played tracks changed since the newest
+    `last_new_listen_at` held (macro users_changed_since; user_genre_affinity, which it reads,
+    changes only for those), and the post-hook removes the users who left. On Spark a table,
+    rebuilt whole each night (fct_listens).
 #}
+
+{{
+    config(
+        materialized='incremental' if target.type == 'duckdb' else 'table',
+        incremental_strategy='delete+insert',
+        unique_key='user_id',
+        on_schema_change='sync_all_columns',
+        post_hook="
+            delete from {{ this }}
+            where user_id not in (select user_id from {{ ref('dim_users') }})
+        " if target.type == 'duckdb' else [],
+    )
+}}
+
+-- depends_on: {{ ref('stg_moovitamix__listen_history') }}
+-- depends_on: {{ ref('stg_moovitamix__track_changes') }}
 
 with
 
-dim_users as (
+all_users as (
     select * from {{ ref('dim_users') }}
 ),
 
@@ -15,12 +37,48 @@ dim_tracks as (
     select * from {{ ref('dim_tracks') }}
 ),
 
-fct_listens as (
+all_listens as (
     select * from {{ ref('fct_listens') }}
 ),
 
-user_genre_affinity as (
+all_genre_affinities as (
     select * from {{ ref('user_genre_affinity') }}
+),
+
+{% if is_incremental() %}
+watermark as (
+    select coalesce(max(last_new_listen_at), cast('1970-01-01' as timestamp)) as watermark_at
+    from {{ this }}
+),
+
+changed_users as (
+    {{ users_changed_since('(select watermark_at from watermark)', through_tracks=true) }}
+),
+{% endif %}
+
+{#- the users this run computes: the changed ones, or everyone -#}
+dim_users as (
+    select *
+    from all_users
+    {% if is_incremental() %}
+    where user_id in (select user_id from changed_users)
+    {% endif %}
+),
+
+fct_listens as (
+    select *
+    from all_listens
+    {% if is_incremental() %}
+    where user_id in (select user_id from changed_users)
+    {% endif %}
+),
+
+user_genre_affinity as (
+    select *
+    from all_genre_affinities
+    {% if is_incremental() %}
+    where user_id in (select user_id from changed_users)
+    {% endif %}
 ),
 
 listen_stats as (

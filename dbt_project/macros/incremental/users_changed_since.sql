@@ -1,0 +1,37 @@
+{#
+    The users whose rows in a per-user incremental model may have changed since `watermark` (a
+    SQL expression: a load time the model's rows already reflect, or an earlier one): their
+    listen list was loaded or retired after it (an emptied list too, which fct_listens no
+    longer holds), their user record was loaded after it (new, edited, back), or, with
+    `through_tracks`, they play a track whose catalogue record was loaded, replaced or retired
+    after it (stg_moovitamix__track_changes). Users deleted from /users are not here: each
+    model's post-hook deletes them.
+
+    It reads the relations themselves, not the model's CTEs: DuckDB materialises a CTE read
+    twice, which would hold a copy of fct_listens in memory. Called inside `is_incremental()`,
+    where dbt's parser does not look, so a model declares what it reads here (a CTE or a
+    `-- depends_on:` comment).
+
+    A watermark earlier than the model's last build only rebuilds more users than needed, never
+    fewer, so each model takes it from its own rows: the newest `first_seen_at` it holds, a load
+    time its build had read.
+#}
+{% macro users_changed_since(watermark, through_tracks=false) -%}
+    select user_id
+    from {{ ref('stg_moovitamix__listen_history') }}
+    where loaded_at > {{ watermark }} or deleted_at > {{ watermark }}
+    union
+    select user_id
+    from {{ ref('dim_users') }}
+    where loaded_at > {{ watermark }}
+    {%- if through_tracks %}
+    union
+    select user_id
+    from {{ ref('fct_listens') }}
+    where track_id in (
+        select track_id
+        from {{ ref('stg_moovitamix__track_changes') }}
+        where changed_at > {{ watermark }}
+    )
+    {%- endif %}
+{%- endmacro %}
