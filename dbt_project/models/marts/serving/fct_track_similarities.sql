@@ -43,21 +43,10 @@ both_directions as (
     from pairs
 ),
 
-ranked as (
-    select
-        track_id,
-        similar_track_id,
-        co_listeners,
-        row_number() over (
-            partition by track_id order by co_listeners desc, similar_track_id asc
-        ) as similarity_rank
-    from both_directions
-),
-
 top_ranked as (
-    select *
-    from ranked
-    where similarity_rank <= 20
+    {#- each track's 20 most co-listened (ties: the smaller track id), ranked 1..20 -#}
+    {{ top_n_per_group('both_directions', 'track_id', 'similar_track_id', 'co_listeners', 20,
+        'similarity_rank') }}
 ),
 
 final as (
