@@ -1,8 +1,8 @@
 {#
-    The users whose rows in a per-user incremental model may have changed since `watermark` (a
-    SQL expression: a load time the model's rows already reflect, or an earlier one): their
-    listen list was loaded or retired after it (an emptied list too, which fct_listens no
-    longer holds), their user record was loaded after it (new, edited, back), or, with
+    The users whose rows in a per-user incremental model may have changed since its watermark,
+    the newest value of `watermark_column` in the model's own rows (a load time its last build
+    read; 1970 for an empty table): their listen list was loaded or retired after it (an
+    emptied list too, which fct_listens no longer holds), their user record was loaded after it (new, edited, back), or, with
     `through_tracks`, they play a track whose catalogue record was loaded, replaced or retired
     after it (stg_moovitamix__track_changes). Users deleted from /users are not here: each
     model's post-hook deletes them.
@@ -13,10 +13,13 @@
     `-- depends_on:` comment).
 
     A watermark earlier than the model's last build only rebuilds more users than needed, never
-    fewer, so each model takes it from its own rows: the newest `first_seen_at` it holds, a load
-    time its build had read.
+    fewer, so each model takes it from its own rows: a column holding its newest
+    `first_seen_at`, a load time its build had read.
 #}
-{% macro users_changed_since(watermark, through_tracks=false) -%}
+{% macro users_changed_since(watermark_column, through_tracks=false) -%}
+    {%- set watermark -%}
+        (select coalesce(max({{ watermark_column }}), cast('1970-01-01' as timestamp)) from {{ this }})
+    {%- endset %}
     select user_id
     from {{ ref('stg_moovitamix__listen_history') }}
     where loaded_at > {{ watermark }} or deleted_at > {{ watermark }}

@@ -29,13 +29,8 @@ fct_listens as (
 ),
 
 {% if is_incremental() %}
-watermark as (
-    select coalesce(max(last_seen_at), cast('1970-01-01' as timestamp)) as watermark_at
-    from {{ this }}
-),
-
 changed_users as (
-    {{ users_changed_since('(select watermark_at from watermark)') }}
+    {{ users_changed_since('last_seen_at') }}
 ),
 {% endif %}
 

@@ -42,13 +42,8 @@ fct_listens as (
 ),
 
 {% if is_incremental() %}
-watermark as (
-    select coalesce(max(last_seen_at), cast('1970-01-01' as timestamp)) as watermark_at
-    from {{ this }}
-),
-
 changed_users as (
-    {{ users_changed_since('(select watermark_at from watermark)', through_tracks=true) }}
+    {{ users_changed_since('last_seen_at', through_tracks=true) }}
 ),
 {% endif %}
 
