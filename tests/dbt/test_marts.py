@@ -507,6 +507,70 @@ def test_changed_and_retired_tracks_rebuild_their_listeners(
     assert any(genre == "Polka" for _, genre, _ in after)
 
 
+def test_an_incremental_build_tests_only_the_rows_of_changed_users(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """The unique tests of per-user keys read, on an incremental build, only the users changed
+    since the last build whose tests passed; a failure makes the next build read whole tables,
+    as `dbt test` always does. fct_listens gets a duplicated listen of a player of a track
+    whose catalogue record changed (a change fct_listens itself does not rebuild for), and one
+    of a user who never played it: the build leaves both."""
+    copy = warehouse.copy(tmp_path)
+    test = "unique_combination_of_columns_fct_listens_user_id__listen_position"
+    with duckdb.connect(str(copy)) as connection:
+        last_load = connection.execute(
+            "select max(timezone('UTC', inserted_at)) from raw._dlt_loads where status = 0"
+        ).fetchone()[0]
+        # the two builds of the fixture passed: the second one's newest load is kept
+        assert connection.execute("from intermediate.dbt_tested_through").fetchall() == [
+            (last_load,)
+        ]
+        track_id = connection.execute(
+            "select min(track_id) from marts.fct_listens inner join raw.tracks on id = track_id "
+            "where _dlt_valid_to is null"
+        ).fetchone()[0]
+        players = {
+            row[0]
+            for row in connection.execute(
+                "select distinct user_id from marts.fct_listen_events where track_id = ?",
+                [track_id],
+            ).fetchall()
+        }
+        listeners = [
+            row[0]
+            for row in connection.execute(
+                "select distinct user_id from marts.fct_listens order by user_id"
+            ).fetchall()
+        ]
+        player = next(user for user in listeners if user in players)
+        stranger = next(user for user in listeners if user not in players)
+        for user_id in (player, stranger):
+            connection.execute(
+                "insert into marts.fct_listens select * from marts.fct_listens "
+                "where user_id = ? order by listen_position limit 1",
+                [user_id],
+            )
+        connection.execute(
+            "update raw.tracks set artist = 'Someone Else', _dlt_valid_from = now() "
+            "where id = ? and _dlt_valid_to is null",
+            [track_id],
+        )
+
+    def failing_rows(*args: str) -> int:
+        run = run_dbt(copy, tmp_path, *args)
+        (node,) = [n for n in run.nodes if n.name.startswith(test)]
+        assert node.status in ("pass", "fail"), node
+        return node.failures or 0
+
+    # the build reads the changed users' rows only: one duplicate, not two
+    assert failing_rows("build") == 1
+    assert {row[0] for row in query(copy, "from intermediate.int_users_to_test")} == players
+    # a failed build is no longer the one tested through: the next one reads every row
+    assert query(copy, "select count(*) from intermediate.dbt_tested_through") == [(0,)]
+    assert failing_rows("build") == 2
+    assert failing_rows("test", "--select", "fct_listens") == 2
+
+
 def affinities(
     connection: duckdb.DuckDBPyConnection, *track_ids: int, database: str | None = None
 ) -> list[tuple]:

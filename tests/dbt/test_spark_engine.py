@@ -52,6 +52,10 @@ LOAD_STAMPED = frozenset(
     }
 )  # fmt: skip
 ENGINE_MACROS = REPO_ROOT / "dbt_project" / "macros" / "engine"
+# DuckDB's incremental builds' own record of which users tonight's key tests read
+# (macros/incremental/tested_through.sql): Spark rebuilds and tests every row, so they differ
+# by design
+TESTED_THROUGH_TABLES = ("dbt_tested_through", "int_users_to_test")
 
 
 @dataclass(frozen=True)
@@ -146,8 +150,9 @@ def test_every_mart_and_feature_table_equals_duckdb(
         tables = connection.execute(
             "select table_schema, table_name from information_schema.tables "
             f"where table_catalog = 'duck' and table_schema in {IMPORTED_SCHEMAS} "
-            "and table_type = 'BASE TABLE' "
-            "order by all"
+            "and table_type = 'BASE TABLE' and table_name not in ? "
+            "order by all",
+            [list(TESTED_THROUGH_TABLES)],
         ).fetchall()
         assert len(tables) >= 8, tables
         for schema, table in tables:

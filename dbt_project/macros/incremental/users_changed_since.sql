@@ -17,24 +17,35 @@
     `first_seen_at`, a load time its build had read.
 #}
 {% macro users_changed_since(watermark_column, through_tracks=false) -%}
-    {%- set watermark -%}
-        (select coalesce(max({{ watermark_column }}), cast('1970-01-01' as timestamp)) from {{ this }})
-    {%- endset %}
+    {{ users_changed_after(
+        "(select coalesce(max(" ~ watermark_column ~ "), cast('1970-01-01' as timestamp)) from "
+        ~ this ~ ")",
+        ref('fct_listens') if through_tracks else none,
+    ) }}
+{%- endmacro %}
+
+{#
+    The users with a change loaded after `since` (a SQL expression of a UTC timestamp): the
+    select of users_changed_since, for any point in time, with the players of changed tracks
+    read from `players` (a relation of user_id, track_id rows; none: not counted).
+    int_users_to_test asks it for the changes since the last build whose tests passed.
+#}
+{% macro users_changed_after(since, players=none) -%}
     select user_id
     from {{ ref('stg_moovitamix__listen_history') }}
-    where loaded_at > {{ watermark }} or deleted_at > {{ watermark }}
+    where loaded_at > {{ since }} or deleted_at > {{ since }}
     union
     select user_id
     from {{ ref('dim_users') }}
-    where loaded_at > {{ watermark }}
-    {%- if through_tracks %}
+    where loaded_at > {{ since }}
+    {%- if players is not none %}
     union
     select user_id
-    from {{ ref('fct_listens') }}
+    from {{ players }}
     where track_id in (
         select track_id
         from {{ ref('stg_moovitamix__track_changes') }}
-        where changed_at > {{ watermark }}
+        where changed_at > {{ since }}
     )
     {%- endif %}
 {%- endmacro %}
