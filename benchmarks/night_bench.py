@@ -10,8 +10,10 @@ resident set of the job's process tree (sampled every 0.2 s from /proc), overall
 Floors, measured in the same run:
 - extraction: every page of the night fetched by 4 threads, nothing kept (as `make bench`);
 - dbt: the SQL dbt compiled for the models it built that night (run_results.json), run as one
-  DuckDB script (tables and views, no tests) on a copy of the night's warehouse, so dbt's own
-  cost (process start, parse, tests, hooks) is a ratio.
+  DuckDB script (tables and views, no tests) on a copy of the night's warehouse whose
+  incremental models are set back to the previous night's rows (the increment is computed
+  and written as dbt's strategy writes it), so dbt's own cost (process start, parse, tests,
+  hooks) is a ratio.
 
 `--baseline DIR` runs another checkout's job (its own .venv) beside ours on the same API, night
 by night: today's code, b6c1d77. When DIR does not exist the bench makes it a git worktree of
@@ -174,9 +176,13 @@ def measure_night(
     )
 
 
-def dbt_floor(data_dir: Path, workdir: Path) -> float | None:
-    """The models dbt built in the last night, as one DuckDB script on a copy of the warehouse:
-    each compiled SELECT made a table (or a view) beside the real one; no tests, no dbt."""
+def dbt_floor(data_dir: Path, workdir: Path, before: Path | None) -> float | None:
+    """The models dbt built in the last night, as one DuckDB script on a copy of the warehouse,
+    no tests, no dbt: each compiled SELECT makes a table (or a view) beside the real one, and an
+    incremental model's increment goes into its table as dbt's strategy puts it (appended, or
+    delete+insert on its key), that table first set back to its state before the night from
+    `before` (the warehouse as the previous night left it): its compiled SQL reads its own
+    rows for the watermark, and the models after it read it."""
     paths = Paths.under(data_dir)
     results_file = paths.dbt_target_dir / "run_results.json"
     manifest_file = paths.dbt_target_dir / "manifest.json"
@@ -184,29 +190,55 @@ def dbt_floor(data_dir: Path, workdir: Path) -> float | None:
         return None
     manifest = json.loads(manifest_file.read_text())["nodes"]
     results = json.loads(results_file.read_text())["results"]
-    statements = []
-    for result in results:
-        node = manifest.get(result["unique_id"])
-        if node is None or node["resource_type"] != "model" or result["status"] != "success":
-            continue
-        kind = "view" if node["config"]["materialized"] == "view" else "table"
-        statements.append(
-            f'create or replace {kind} "{node["schema"]}"."{node["name"]}__floor" as '
-            f"{result['compiled_code']}"
-        )
-    if not statements:
-        return 0.0
     copy = workdir / "floor" / paths.warehouse.name  # the compiled SQL names its catalog
     copy.parent.mkdir(exist_ok=True)
     shutil.copyfile(paths.warehouse, copy)
     try:
         with duckdb.connect(str(copy)) as connection:
+            connection.execute("set enable_progress_bar = false")
+            statements = []
+            if before is not None:
+                connection.execute(f"attach '{before}' as before (read_only)")
+            for result in results:
+                node = manifest.get(result["unique_id"])
+                if node is None or node["resource_type"] != "model":
+                    continue
+                if result["status"] != "success":
+                    continue
+                statements += floor_statements(connection, node, result["compiled_code"])
+            if before is not None:
+                connection.execute("detach before")
             started = time.monotonic()
             for statement in statements:
                 connection.execute(statement)
             return round(time.monotonic() - started, 2)
     finally:
         copy.unlink()
+
+
+def floor_statements(connection: duckdb.DuckDBPyConnection, node: dict, sql: str) -> list[str]:
+    """The SQL of one model for the floor; an incremental model's table is set back first."""
+    table = f'"{node["schema"]}"."{node["name"]}"'
+    config = node["config"]
+    if (
+        config["materialized"] == "incremental"
+        and connection.execute(
+            "select count(*) from duckdb_tables() where database_name = 'before' "
+            "and schema_name = ? and table_name = ?",
+            [node["schema"], node["name"]],
+        ).fetchone()[0]
+    ):
+        connection.execute(f"create or replace table {table} as from before.{table}")
+        if config.get("incremental_strategy") == "append":
+            return [f"insert into {table} by name {sql}"]
+        key = config["unique_key"]
+        return [
+            f"create or replace temp table increment as {sql}",
+            f"delete from {table} where {key} in (select {key} from increment)",
+            f"insert into {table} by name from increment",
+        ]
+    kind = "view" if config["materialized"] == "view" else "table"
+    return [f'create or replace {kind} "{node["schema"]}"."{node["name"]}__floor" as {sql}']
 
 
 def ensure_baseline(checkout: Path, commit: str) -> Path:
@@ -299,6 +331,7 @@ def main() -> None:
         workdir = args.keep or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         data_dirs = {code: workdir / code for code in contenders}
+        before: Path | None = None  # our warehouse as the last night left it
         for night, day in NIGHTS:
             process, url = start_api_process(
                 users=args.users, tracks=args.tracks, listens=args.listens, day=day,
@@ -315,8 +348,11 @@ def main() -> None:
                         code, checkout, data_dirs[code], night, day, url, workdir
                     )
                     measured.fetch_floor_seconds = floor
-                    if code == "ours" and measured.models_built:  # else no run_results tonight
-                        measured.dbt_floor_seconds = dbt_floor(data_dirs[code], workdir)
+                    if code == "ours":
+                        if measured.models_built:  # else no run_results tonight
+                            measured.dbt_floor_seconds = dbt_floor(data_dirs[code], workdir, before)
+                        before = workdir / "before.duckdb"  # for the next night's floor
+                        shutil.copyfile(Paths.under(data_dirs[code]).warehouse, before)
                     result.nights.append(measured)
                     print(f"  {measured}", flush=True)
             finally:
