@@ -5,8 +5,8 @@
     to read only the users changed since the last build whose tests all passed.
 
     That time is kept in one row, `intermediate.dbt_tested_through`: the newest load (dlt's
-    `_dlt_loads`) of the last `dbt build` that built every model with such a test and failed
-    nothing. The on-run-start hook creates the table; the on-run-end hook writes it, or empties
+    `_dlt_loads`) of the last `dbt build` that built every model with such a test, ran those
+    tests and failed nothing. The on-run-start hook creates the table; the on-run-end hook writes it, or empties
     it when anything failed, so the next build tests whole tables again. int_users_to_test holds
     the users changed since; a test given `users_to_test` reads only their rows when
     `tests_read_changed_users()` says so. Only DuckDB builds incrementally (Spark rebuilds
@@ -32,6 +32,10 @@
     {%- if flags.WHICH != 'build' or flags.FULL_REFRESH -%}
         {{ return(false) }}
     {%- endif -%}
+    {#- a build that does not rebuild int_users_to_test would read last build's users -#}
+    {%- if 'model.' ~ project_name ~ '.int_users_to_test' not in selected_resources -%}
+        {{ return(false) }}
+    {%- endif -%}
     {%- set recorded = run_query(
         "select count(*) from " ~ tested_through_relation() ~ " where tested_through is not null"
     ) -%}
@@ -47,32 +51,33 @@
 {%- endmacro %}
 
 {#
-    on-run-end: after a `dbt build` that failed nothing and built every model a test reads
-    through `users_to_test`, the newest load it read; after one that failed anything, nothing
-    (the next build tests whole tables); after any other command, the row as it was.
+    on-run-end: after a `dbt build` that failed nothing, built every model with a test given
+    `users_to_test` and passed every such test, the newest load it read; after one that failed
+    anything, nothing (the next build tests whole tables); after any other command, or a build
+    that left out one of those models or tests, the row as it was.
 #}
 {% macro record_tested_through(results) -%}
     {%- if not execute or target.type != 'duckdb' or flags.WHICH != 'build' -%}
         {{ return('') }}
     {%- endif -%}
-    {%- set built, failed = [], [] -%}
+    {%- set done, failed = [], [] -%}
     {%- for result in results -%}
         {%- if result.status in ('error', 'fail', 'runtime error') -%}
             {%- do failed.append(result.node.unique_id) -%}
-        {%- elif result.node.resource_type == 'model' and result.status == 'success' -%}
-            {%- do built.append(result.node.unique_id) -%}
+        {%- elif result.status in ('success', 'pass', 'warn') -%}
+            {%- do done.append(result.node.unique_id) -%}
         {%- endif -%}
     {%- endfor -%}
-    {%- set restricted = [] -%}
+    {%- set needed = [] -%}
     {%- for node in graph.nodes.values() -%}
         {%- set arguments = (node.get('test_metadata') or {}).get('kwargs') or {} -%}
         {%- if node.resource_type == 'test' and 'users_to_test' in arguments -%}
-            {%- do restricted.append(node.attached_node) -%}
+            {%- do needed.extend([node.unique_id, node.attached_node]) -%}
         {%- endif -%}
     {%- endfor -%}
     {%- if failed -%}
         delete from {{ tested_through_relation() }};
-    {%- elif restricted | reject('in', built) | list | length == 0 -%}
+    {%- elif needed | reject('in', done) | list | length == 0 -%}
         delete from {{ tested_through_relation() }};
         insert into {{ tested_through_relation() }}
         select max({{ to_utc_timestamp('inserted_at') }})
