@@ -571,6 +571,40 @@ def test_an_incremental_build_tests_only_the_rows_of_changed_users(
     assert failing_rows("test", "--select", "fct_listens") == 2
 
 
+def test_the_tested_through_time_moves_only_after_a_build_that_ran_the_key_tests(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """A build of a few models reads whole tables (int_users_to_test is not rebuilt: its rows
+    would be last build's users), and a build that left the key tests out does not count as
+    having tested tonight's rows: only a build that ran and passed them moves the time."""
+    copy = warehouse.copy(tmp_path)
+    old_time = datetime(2000, 1, 1)
+    with duckdb.connect(str(copy)) as connection:
+        last_load = connection.execute(
+            "select max(timezone('UTC', inserted_at)) from raw._dlt_loads where status = 0"
+        ).fetchone()[0]
+        user_id = connection.execute("select min(user_id) from marts.fct_listens").fetchone()[0]
+        connection.execute(
+            "insert into marts.fct_listens select * from marts.fct_listens "
+            "where user_id = ? order by listen_position limit 1",
+            [user_id],
+        )
+        connection.execute("delete from intermediate.int_users_to_test")
+    test = "unique_combination_of_columns_fct_listens_user_id__listen_position"
+    run = run_dbt(copy, tmp_path, "build", "--select", "fct_listens")
+    assert [(n.status, n.failures) for n in run.nodes if n.name.startswith(test)] == [("fail", 1)]
+
+    with duckdb.connect(str(copy)) as connection:
+        connection.execute(
+            "create or replace table marts.fct_listens as select distinct * from marts.fct_listens"
+        )
+        connection.execute("insert into intermediate.dbt_tested_through values (?)", [old_time])
+    assert_ok(run_dbt(copy, tmp_path, "build", "--exclude-resource-type", "test"))
+    assert query(copy, "from intermediate.dbt_tested_through") == [(old_time,)]
+    assert_ok(run_dbt(copy, tmp_path, "build"))
+    assert query(copy, "from intermediate.dbt_tested_through") == [(last_load,)]
+
+
 def affinities(
     connection: duckdb.DuckDBPyConnection, *track_ids: int, database: str | None = None
 ) -> list[tuple]:
