@@ -201,11 +201,9 @@ def dbt_floor(data_dir: Path, workdir: Path, before: Path | None) -> float | Non
                 connection.execute(f"attach '{before}' as before (read_only)")
             for result in results:
                 node = manifest.get(result["unique_id"])
-                if node is None or node["resource_type"] != "model":
-                    continue
-                if result["status"] != "success":
-                    continue
-                statements += floor_statements(connection, node, result["compiled_code"])
+                if node and node["resource_type"] == "model" and result["status"] == "success":
+                    increment = set_back(connection, node) if before is not None else False
+                    statements += floor_statements(node, result["compiled_code"], increment)
             if before is not None:
                 connection.execute("detach before")
             started = time.monotonic()
@@ -216,28 +214,36 @@ def dbt_floor(data_dir: Path, workdir: Path, before: Path | None) -> float | Non
         copy.unlink()
 
 
-def floor_statements(connection: duckdb.DuckDBPyConnection, node: dict, sql: str) -> list[str]:
-    """The SQL of one model for the floor; an incremental model's table is set back first."""
+def set_back(connection: duckdb.DuckDBPyConnection, node: dict) -> bool:
+    """Whether `node` is an incremental model the previous night built, its table now set back
+    to that night's rows (database `before`): tonight its compiled SQL is an increment."""
+    if node["config"]["materialized"] != "incremental":
+        return False
     table = f'"{node["schema"]}"."{node["name"]}"'
-    config = node["config"]
-    if (
-        config["materialized"] == "incremental"
-        and connection.execute(
-            "select count(*) from duckdb_tables() where database_name = 'before' "
-            "and schema_name = ? and table_name = ?",
-            [node["schema"], node["name"]],
-        ).fetchone()[0]
-    ):
+    existed = connection.execute(
+        "select count(*) from duckdb_tables() where database_name = 'before' "
+        "and schema_name = ? and table_name = ?",
+        [node["schema"], node["name"]],
+    ).fetchone()[0]
+    if existed:
         connection.execute(f"create or replace table {table} as from before.{table}")
-        if config.get("incremental_strategy") == "append":
+    return bool(existed)
+
+
+def floor_statements(node: dict, sql: str, increment: bool) -> list[str]:
+    """The SQL of one model for the floor: an increment written into its table as dbt's
+    strategy writes it, or a table (or view) made beside the real one."""
+    table = f'"{node["schema"]}"."{node["name"]}"'
+    if increment:
+        if node["config"].get("incremental_strategy") == "append":
             return [f"insert into {table} by name {sql}"]
-        key = config["unique_key"]
+        key = node["config"]["unique_key"]
         return [
             f"create or replace temp table increment as {sql}",
             f"delete from {table} where {key} in (select {key} from increment)",
             f"insert into {table} by name from increment",
         ]
-    kind = "view" if config["materialized"] == "view" else "table"
+    kind = "view" if node["config"]["materialized"] == "view" else "table"
     return [f'create or replace {kind} "{node["schema"]}"."{node["name"]}__floor" as {sql}']
 
 
