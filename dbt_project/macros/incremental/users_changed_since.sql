@@ -2,9 +2,9 @@
     The users whose rows in a per-user incremental model may have changed since its watermark,
     the newest value of `watermark_column` in the model's own rows (a load time its last build
     read; 1970 for an empty table): their listen list was loaded or retired after it (an
-    emptied list too, which fct_listens no longer holds), their user record was loaded after it (new, edited, back), or, with
-    `through_tracks`, they play a track whose catalogue record was loaded, replaced or retired
-    after it (stg_moovitamix__track_changes). Users deleted from /users are not here: each
+    emptied list too, which fct_listens no longer holds), their user record was loaded after it
+    (new, edited, back), or, with `through_tracks`, they play a track whose catalogue record
+    was loaded, replaced or retired after it (stg_moovitamix__track_changes). Users deleted from /users are not here: each
     model's post-hook deletes them.
 
     It reads the relations themselves, not the model's CTEs: DuckDB materialises a CTE read
